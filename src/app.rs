@@ -1,0 +1,348 @@
+//! Wiring: builds the long-lived state from a config and runs each subcommand. The binary's
+//! `main` only parses the command line and calls [`run`].
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tracing::{error, info};
+
+use crate::cli::{Cli, Command, FilterArgs, GlobalArgs};
+use crate::clock::Clock;
+use crate::cloud::http::Shared;
+use crate::cloud::{Cloud, Product};
+use crate::config::{self, Config, LogFormat};
+use crate::mapping::MappingSet;
+use crate::render::{render, SelfMetrics};
+use crate::scrape::{self, Collector, JobFilter, Runtime};
+use crate::server::{self, ServerState};
+use crate::sim::estate::Estate;
+use crate::sim::{SimSettings, SimState, Simulator};
+
+/// Build the runtime of a config.
+pub fn build_runtime(
+    config: Config,
+    mappings: MappingSet,
+    clock: Clock,
+) -> Result<Arc<Runtime>, String> {
+    let metrics = Arc::new(SelfMetrics::new());
+    metrics.config_reload_ok.set(1);
+    let shared = Shared::new(
+        metrics,
+        config.server.max_response_bytes,
+        config.server.request_timeout,
+        clock,
+    )?;
+    Ok(Arc::new(Runtime::new(
+        Arc::new(config),
+        Arc::new(mappings),
+        shared,
+    )))
+}
+
+fn load_mappings(g: &GlobalArgs) -> Result<MappingSet, String> {
+    match &g.mappings {
+        Some(dir) => MappingSet::from_dir(dir).map_err(|e| e.to_string()),
+        None => MappingSet::embedded().map_err(|e| e.to_string()),
+    }
+}
+
+fn apply_flags(config: &mut Config, g: &GlobalArgs) -> Result<(), String> {
+    if let Some(l) = &g.listen {
+        config.server.listen =
+            config::parse_listen(l).map_err(|e| format!("--web.listen-address: {e}"))?;
+    }
+    if let Some(l) = &g.log_level {
+        config.server.log_level = l.clone();
+    }
+    if let Some(f) = &g.log_format {
+        config.server.log_format = match f.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(format!(
+                    "--log.format: {other:?} is not a log format: use text or json"
+                ))
+            }
+        };
+    }
+    Ok(())
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+fn filter_of(f: &FilterArgs) -> Result<JobFilter, String> {
+    Ok(JobFilter {
+        cloud: match &f.cloud {
+            None => None,
+            Some(c) => Some(Cloud::parse(c).ok_or_else(|| {
+                format!("--cloud: {c:?} is not a cloud (aliyun, tencent, aws, huawei)")
+            })?),
+        },
+        account: f.account.clone(),
+        region: f.region.clone(),
+        product: match &f.product {
+            None => None,
+            Some(p) => Some(Product::parse(p).ok_or_else(|| {
+                format!("--product: {p:?} is not a product (clb, alb, nlb, gwlb, bwp, s3)")
+            })?),
+        },
+    })
+}
+
+/// Run the command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    match run_inner(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_all(g: &GlobalArgs) -> Result<(Config, MappingSet), String> {
+    let mut errors = Vec::new();
+    let config = match config::load(&g.config_file) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    };
+    let mappings = match load_mappings(g) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    match (config, mappings) {
+        (Some(mut c), Some(m)) => {
+            apply_flags(&mut c, g)?;
+            Ok((c, m))
+        }
+        _ => Err(errors.join("\n")),
+    }
+}
+
+async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
+    let g = cli.global.clone();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let (config, mappings) = load_all(&g)?;
+            init_logging(&config.server.log_level, config.server.log_format);
+            let rt = build_runtime(config, mappings, Clock::System)?;
+            serve(rt).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckConfig => {
+            let (config, mappings) = load_all(&g)?;
+            let jobs: usize = config
+                .accounts
+                .iter()
+                .map(|a| {
+                    if a.all_regions() {
+                        0
+                    } else {
+                        a.regions.len() * a.products.len()
+                    }
+                })
+                .sum();
+            println!(
+                "{}: OK — {} account(s), {} job(s) with listed regions (\"*\" regions are resolved at runtime), {} metric families",
+                g.config_file.display(),
+                config.accounts.len(),
+                jobs,
+                mappings.families.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Once { filter } => {
+            let (config, mappings) = load_all(&g)?;
+            init_logging(&config.server.log_level, config.server.log_format);
+            let filter = filter_of(&filter)?;
+            let timeout = config.server.scrape_timeout;
+            let rt = build_runtime(config, mappings, Clock::System)?;
+            let snap = scrape::collect(rt.clone(), &filter, Instant::now() + timeout).await;
+            let text = render(&snap, &rt.mappings, &rt.shared.metrics)?;
+            print!("{text}");
+            Ok(if snap.jobs.iter().all(|j| j.success) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        Command::Discover { filter, json } => {
+            let (config, mappings) = load_all(&g)?;
+            init_logging(&config.server.log_level, config.server.log_format);
+            let filter = filter_of(&filter)?;
+            let timeout = config.server.scrape_timeout;
+            let rt = build_runtime(config, mappings, Clock::System)?;
+            discover(&rt, &filter, Instant::now() + timeout, json).await
+        }
+        Command::Sim { estate } => {
+            init_logging(g.log_level.as_deref().unwrap_or("info"), LogFormat::Text);
+            let estate = match estate {
+                Some(p) => Estate::from_file(&p)?,
+                None => Estate::builtin(),
+            };
+            let addr = config::parse_listen(g.listen.as_deref().unwrap_or("127.0.0.1:18080"))?;
+            let state = Arc::new(SimState::new(estate, Clock::System, SimSettings::default()));
+            let sim = Simulator::start(addr, state)
+                .await
+                .map_err(|e| format!("simulator: cannot listen on {addr}: {e}"))?;
+            print_sim_accounts(&sim);
+            server::shutdown_signal().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { sim_listen } => {
+            init_logging(g.log_level.as_deref().unwrap_or("info"), LogFormat::Text);
+            let sim_addr = config::parse_listen(&sim_listen)?;
+            let state = Arc::new(SimState::new(
+                Estate::builtin(),
+                Clock::System,
+                SimSettings::default(),
+            ));
+            let sim = Simulator::start(sim_addr, state)
+                .await
+                .map_err(|e| format!("simulator: cannot listen on {sim_addr}: {e}"))?;
+            let listen = config::parse_listen(g.listen.as_deref().unwrap_or(":9101"))?;
+            let config = demo_config(&sim, listen);
+            let mappings = load_mappings(&g)?;
+            let rt = build_runtime(config, mappings, Clock::System)?;
+            info!(simulator = %sim.url(), "demo: simulator started with the built-in estate");
+            serve(rt).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The config `demo` uses: every account of the simulator's estate, each with the regions its
+/// resources are in, every product, pointed at the simulator.
+pub fn demo_config(sim: &Simulator, listen: SocketAddr) -> Config {
+    let estate = sim.state.estate();
+    let accounts: Vec<(String, String, String, Vec<String>)> = estate
+        .accounts
+        .iter()
+        .map(|a| {
+            let regions: BTreeSet<String> = a.resources.iter().map(|r| r.region.clone()).collect();
+            (
+                a.account_id.clone(),
+                a.access_key_id.clone(),
+                a.access_key_secret.clone(),
+                regions.into_iter().collect(),
+            )
+        })
+        .collect();
+    config::for_simulator(&sim.url(), &accounts, listen)
+}
+
+fn print_sim_accounts(sim: &Simulator) {
+    println!("simulator listening on {}", sim.url());
+    for a in &sim.state.estate().accounts {
+        println!(
+            "  account {} access_key_id {} ({} resources)",
+            a.account_id,
+            a.access_key_id,
+            a.resources.len()
+        );
+    }
+    println!("point an account at it with: endpoint = \"{}\"", sim.url());
+}
+
+/// Serve `/metrics` until SIGTERM/SIGINT.
+pub async fn serve(rt: Arc<Runtime>) -> Result<(), String> {
+    let addr = rt.config.server.listen;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        format!("cannot listen on {addr}: {e} (choose another with --web.listen-address)")
+    })?;
+    let max_connections = rt.config.server.max_connections;
+    info!(%addr, accounts = rt.config.accounts.len(), "serving /metrics");
+    let state = ServerState::new(Collector::new(rt));
+    server::run(listener, state, max_connections, server::shutdown_signal())
+        .await
+        .map_err(|e| format!("server: {e}"))
+}
+
+async fn discover(
+    rt: &Runtime,
+    filter: &JobFilter,
+    deadline: Instant,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let (jobs, failed) = scrape::plan(rt, filter, deadline).await;
+    let mut rows = Vec::new();
+    let mut ok = failed.is_empty();
+    for f in &failed {
+        error!(account = %f.account_id, error = ?f.error.as_ref().map(|e| e.to_string()), "listing regions failed");
+    }
+    for job in &jobs {
+        match scrape::discover_job(rt, job, deadline).await {
+            Ok(c) => {
+                for r in c.value.iter() {
+                    rows.push(serde_json::json!({
+                        "cloud": job.cloud, "account_id": job.account_id, "region": job.region,
+                        "product": job.product, "resource_id": r.id, "name": r.name,
+                        "code_name": r.code_name(), "tags": r.tags,
+                    }));
+                }
+            }
+            Err(e) => {
+                ok = false;
+                eprintln!(
+                    "{} {} {} {}: {e}",
+                    job.cloud, job.account_id, job.region, job.product
+                );
+            }
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{:<8} {:<18} {:<16} {:<6} {:<28} {:<20} CODE_NAME",
+            "CLOUD", "ACCOUNT", "REGION", "TYPE", "RESOURCE_ID", "NAME"
+        );
+        for r in &rows {
+            let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+            println!(
+                "{:<8} {:<18} {:<16} {:<6} {:<28} {:<20} {}",
+                s("cloud"),
+                s("account_id"),
+                s("region"),
+                s("product"),
+                s("resource_id"),
+                s("name"),
+                s("code_name")
+            );
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Deadline helper for tests and the CLI.
+pub fn deadline_in(d: Duration) -> Instant {
+    Instant::now() + d
+}

@@ -1,0 +1,95 @@
+//! Command-line definitions. Flags follow the Prometheus exporters' conventions and have the same
+//! name in every subcommand that takes them (`--config.file`, `--web.listen-address`,
+//! `--log.level`, `--log.format`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Prometheus exporter for the clouds' own monitoring data (Aliyun CloudMonitor today), across
+/// accounts and regions, collected on scrape.
+#[derive(Debug, Parser)]
+#[command(name = "multicloud-exporter", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags every subcommand accepts.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Configuration file.
+    #[arg(
+        long = "config.file",
+        env = "MULTICLOUD_CONFIG",
+        default_value = "config.toml",
+        global = true
+    )]
+    pub config_file: PathBuf,
+    /// Directory of mapping files (*.toml) replacing the built-in mappings.
+    #[arg(long = "mappings", global = true)]
+    pub mappings: Option<PathBuf>,
+    /// Address to listen on (overrides server.listen); `demo` and `sim` take it too.
+    #[arg(long = "web.listen-address", global = true)]
+    pub listen: Option<String>,
+    /// Log level: error, warn, info, debug, trace (overrides server.log_level).
+    #[arg(long = "log.level", global = true)]
+    pub log_level: Option<String>,
+    /// Log format: text or json (overrides server.log_format).
+    #[arg(long = "log.format", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// Restricts `once` and `discover`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only this cloud (aliyun, tencent, aws, huawei).
+    #[arg(long)]
+    pub cloud: Option<String>,
+    /// Only this account ID.
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Only this region.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Only this product (clb, alb, nlb, gwlb, bwp, s3).
+    #[arg(long)]
+    pub product: Option<String>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve /metrics (the default).
+    Serve,
+    /// Collect once and print the exposition on stdout (exit 2 when a job failed).
+    Once {
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Validate the configuration and mappings; print every error and exit non-zero if any.
+    CheckConfig,
+    /// List the resources discovery finds.
+    Discover {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the cloud simulator alone (default address 127.0.0.1:18080).
+    Sim {
+        /// Estate file (TOML); the built-in estate when absent.
+        #[arg(long)]
+        estate: Option<PathBuf>,
+    },
+    /// Start the simulator and the exporter against it: the first thing to run.
+    Demo {
+        /// Address of the simulator (default: a free loopback port).
+        #[arg(long = "sim.listen-address", default_value = "127.0.0.1:0")]
+        sim_listen: String,
+    },
+}

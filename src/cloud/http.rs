@@ -1,0 +1,162 @@
+//! The one HTTP client of the process and the single-attempt call every provider builds on:
+//! a per-call timeout inside the scrape's deadline, a cap on the response body, and the
+//! request self-metrics. Classification of the answer is the provider's job; this layer only
+//! turns transport failures into [`CloudError`]s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::limiter::Limiters;
+use super::{Cloud, CloudError, ErrorClass};
+use crate::clock::Clock;
+use crate::render::SelfMetrics;
+
+/// Process-wide state shared by every provider.
+#[derive(Clone)]
+pub struct Shared {
+    /// The HTTP client (connection pools, TLS).
+    pub client: reqwest::Client,
+    /// Self-metrics (request counts, durations, throttling).
+    pub metrics: Arc<SelfMetrics>,
+    /// Rate limiters per (cloud, account, API).
+    pub limiters: Arc<Limiters>,
+    /// Largest response body accepted.
+    pub max_response_bytes: usize,
+    /// Longest single call.
+    pub request_timeout: Duration,
+    /// Time source for signatures and windows.
+    pub clock: Clock,
+}
+
+impl Shared {
+    /// Build the shared state.
+    pub fn new(
+        metrics: Arc<SelfMetrics>,
+        max_response_bytes: usize,
+        request_timeout: Duration,
+        clock: Clock,
+    ) -> Result<Shared, String> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("multicloud-exporter/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        Ok(Shared {
+            client,
+            metrics,
+            limiters: Arc::new(Limiters::default()),
+            max_response_bytes,
+            request_timeout,
+            clock,
+        })
+    }
+}
+
+/// An HTTP answer, whatever its status.
+#[derive(Debug)]
+pub struct RawResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// The body, at most `max_response_bytes`.
+    pub body: Bytes,
+}
+
+/// Identifies a call for errors and metrics.
+#[derive(Clone, Copy)]
+pub struct CallSite<'a> {
+    pub cloud: Cloud,
+    pub api: &'a str,
+    pub region: &'a str,
+}
+
+impl CallSite<'_> {
+    /// An error of this call.
+    pub fn error(&self, class: ErrorClass, message: impl Into<String>) -> CloudError {
+        CloudError {
+            class,
+            cloud: self.cloud,
+            api: self.api.to_string(),
+            region: self.region.to_string(),
+            http_status: None,
+            code: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+}
+
+/// Send one request and read its body, within `request_timeout` and the deadline.
+pub async fn send(
+    shared: &Shared,
+    site: CallSite<'_>,
+    deadline: Instant,
+    request: reqwest::RequestBuilder,
+) -> Result<RawResponse, CloudError> {
+    let now = Instant::now();
+    if now >= deadline {
+        return Err(site.error(
+            ErrorClass::Timeout,
+            "scrape deadline passed before the call",
+        ));
+    }
+    let budget = shared.request_timeout.min(deadline - now);
+    let max = shared.max_response_bytes;
+    let call = async {
+        let mut response = request.send().await.map_err(|e| {
+            site.error(
+                ErrorClass::ServerError,
+                format!("transport: {}", transport_message(e)),
+            )
+        })?;
+        let status = response.status().as_u16();
+        let mut body = BytesMut::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max {
+                        return Err(site.error(
+                            ErrorClass::BadResponse,
+                            format!("response body larger than server.max_response_bytes ({max})"),
+                        ));
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(site.error(
+                        ErrorClass::BadResponse,
+                        format!("reading body: {}", transport_message(e)),
+                    ))
+                }
+            }
+        }
+        Ok(RawResponse {
+            status,
+            body: body.freeze(),
+        })
+    };
+    match tokio::time::timeout(budget, call).await {
+        Ok(r) => r,
+        Err(_) => Err(site.error(
+            ErrorClass::Timeout,
+            format!("no answer within {:.1}s", budget.as_secs_f64()),
+        )),
+    }
+}
+
+/// A transport error without the URL (which may carry signed query parameters).
+fn transport_message(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,327 @@
+//! The clouds behind one interface. [`Provider`] is a closed enum (one variant per cloud) whose
+//! three operations are all the pipeline needs: list regions, discover the resources of one
+//! product in one region, and fetch the newest datapoints of a job's metrics for those resources
+//! in the largest batches the cloud allows. Shared machinery lives beside it: the HTTP client with
+//! capped bodies and per-call timeouts ([`http`]), retries inside the deadline ([`retry`]), rate
+//! limiters per (cloud, account, API) ([`limiter`]) and the error classes ([`CloudError`]).
+
+pub mod aliyun;
+pub mod http;
+pub mod limiter;
+pub mod retry;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::AccountConfig;
+use crate::mapping::{ProductCloudSpec, SourceSpec};
+
+/// A cloud provider, serialised lower case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cloud {
+    Aliyun,
+    Tencent,
+    Aws,
+    Huawei,
+}
+
+impl Cloud {
+    /// Every cloud, in a stable order.
+    pub const ALL: [Cloud; 4] = [Cloud::Aliyun, Cloud::Tencent, Cloud::Aws, Cloud::Huawei];
+
+    /// The lower-case name used in config, mappings and the `cloud_provider` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cloud::Aliyun => "aliyun",
+            Cloud::Tencent => "tencent",
+            Cloud::Aws => "aws",
+            Cloud::Huawei => "huawei",
+        }
+    }
+
+    /// Parse the lower-case name.
+    pub fn parse(s: &str) -> Option<Cloud> {
+        Cloud::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Whether this build can collect from the cloud.
+    pub fn is_supported(self) -> bool {
+        matches!(self, Cloud::Aliyun)
+    }
+}
+
+impl fmt::Display for Cloud {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A canonical product, the same name on every cloud; also the metric name prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Product {
+    Clb,
+    Alb,
+    Nlb,
+    Gwlb,
+    Bwp,
+    S3,
+}
+
+impl Product {
+    /// Every product, in a stable order.
+    pub const ALL: [Product; 6] = [
+        Product::Clb,
+        Product::Alb,
+        Product::Nlb,
+        Product::Gwlb,
+        Product::Bwp,
+        Product::S3,
+    ];
+
+    /// The lower-case name used in config, mapping file names and `resource_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::Clb => "clb",
+            Product::Alb => "alb",
+            Product::Nlb => "nlb",
+            Product::Gwlb => "gwlb",
+            Product::Bwp => "bwp",
+            Product::S3 => "s3",
+        }
+    }
+
+    /// Parse the lower-case name.
+    pub fn parse(s: &str) -> Option<Product> {
+        Product::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One discovered resource (a load balancer, a bandwidth package, a bucket).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Resource {
+    /// The cloud's own ID (`lb-…`, `alb-…`, `cbwp-…`, the bucket name).
+    pub id: String,
+    /// Display name, "" when the cloud has none.
+    pub name: String,
+    /// Region the resource lives in.
+    pub region: String,
+    /// All tags, key → value.
+    pub tags: BTreeMap<String, String>,
+}
+
+impl Resource {
+    /// The `code_name` label: tag `CodeName`, as the original exporter did.
+    pub fn code_name(&self) -> &str {
+        self.tags.get("CodeName").map(String::as_str).unwrap_or("")
+    }
+
+    /// Rough heap size, for the cache-size self-metric.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.id.len()
+            + self.name.len()
+            + self.region.len()
+            + self
+                .tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 48)
+                .sum::<usize>()
+    }
+}
+
+/// How a failed cloud call is classified: in logs, `multicloud_request_total{status}` and the
+/// admin API, with the seed's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Credentials rejected (bad key, bad signature, no permission): never retried.
+    AuthError,
+    /// Throttled by the cloud: retried with backoff inside the deadline.
+    LimitError,
+    /// The region is not available to this account or product: the job is skipped.
+    RegionSkip,
+    /// No answer in time (per-call timeout or the scrape deadline).
+    Timeout,
+    /// 5xx or the cloud's internal errors: retried with backoff.
+    ServerError,
+    /// An answer we cannot use (malformed, truncated, too large, unexpected shape).
+    BadResponse,
+}
+
+impl ErrorClass {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::AuthError => "auth_error",
+            ErrorClass::LimitError => "limit_error",
+            ErrorClass::RegionSkip => "region_skip",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::ServerError => "server_error",
+            ErrorClass::BadResponse => "bad_response",
+        }
+    }
+
+    /// Whether another attempt may succeed.
+    pub fn is_retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::LimitError | ErrorClass::ServerError | ErrorClass::Timeout
+        )
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed cloud call, with the context an operator needs. Never carries credentials.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CloudError {
+    /// The class that decides retry and reporting.
+    pub class: ErrorClass,
+    /// Cloud of the call.
+    pub cloud: Cloud,
+    /// API name (`DescribeMetricLast`, `ListBuckets`).
+    pub api: String,
+    /// Region of the call, "" for global calls.
+    pub region: String,
+    /// HTTP status, when an answer arrived.
+    pub http_status: Option<u16>,
+    /// The API's own error code (`Throttling.User`).
+    pub code: Option<String>,
+    /// Human-readable detail (the API's message, or what went wrong locally).
+    pub message: String,
+    /// The cloud's request id, for support tickets.
+    pub request_id: Option<String>,
+}
+
+impl fmt::Display for CloudError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.cloud, self.api, self.class)?;
+        if !self.region.is_empty() {
+            write!(f, " region={}", self.region)?;
+        }
+        if let Some(s) = self.http_status {
+            write!(f, " http={s}")?;
+        }
+        if let Some(c) = &self.code {
+            write!(f, " code={c}")?;
+        }
+        if let Some(r) = &self.request_id {
+            write!(f, " request_id={r}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for CloudError {}
+
+/// One source metric of a job to fetch: the mapping entry plus where its results go.
+#[derive(Clone, Debug)]
+pub struct FetchItem {
+    /// Index of the family in the job's family list.
+    pub family: usize,
+    /// The source entry (metric, statistic, transform, labels).
+    pub source: Arc<SourceSpec>,
+}
+
+/// A datapoint as a cloud returned it, after choosing the statistic; before unit transforms.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point {
+    /// Index into the fetch items the point answers.
+    pub item: usize,
+    /// The resource the point belongs to.
+    pub resource_id: String,
+    /// Value of the mapping's statistic.
+    pub value: f64,
+    /// Period of the point in seconds, as the cloud reported it.
+    pub period_s: u64,
+    /// Timestamp of the point (start of its period), Unix ms.
+    pub timestamp_ms: i64,
+    /// Dimension values the mapping turns into labels (`dimension_labels`).
+    pub dimensions: Vec<(String, String)>,
+}
+
+/// What fetching a job's metrics produced: the points that arrived and the calls that failed.
+#[derive(Debug, Default)]
+pub struct FetchOutcome {
+    /// Newest complete point per (item, resource, dimension labels).
+    pub points: Vec<Point>,
+    /// Errors of failed calls; any error fails the job's success metric.
+    pub errors: Vec<CloudError>,
+    /// Cloud calls made for the fetch.
+    pub calls: u64,
+}
+
+/// A cloud client for one account: discovery and monitor calls.
+pub enum Provider {
+    Aliyun(aliyun::AliyunProvider),
+}
+
+/// The per-job context handed to providers.
+#[derive(Clone)]
+pub struct CallContext {
+    /// When the scrape must answer.
+    pub deadline: tokio::time::Instant,
+    /// Monitor calls in flight per job.
+    pub metric_concurrency: usize,
+    /// Preferred period (the scrape interval) in seconds.
+    pub scrape_interval_s: u64,
+    /// Fallback period when the metadata has none.
+    pub period_fallback_s: u64,
+    /// Ingestion delay to reach back for, in seconds.
+    pub ingestion_delay_s: u64,
+}
+
+impl Provider {
+    /// The provider of an account, sharing the process-wide HTTP machinery.
+    pub fn new(account: &AccountConfig, shared: &http::Shared) -> Provider {
+        Provider::Aliyun(aliyun::AliyunProvider::new(account, shared))
+    }
+
+    /// Every region the account can use (for `regions = ["*"]`).
+    pub async fn regions(&self, ctx: &CallContext) -> Result<Vec<String>, CloudError> {
+        match self {
+            Provider::Aliyun(p) => p.regions(ctx).await,
+        }
+    }
+
+    /// The resources of one product in one region.
+    pub async fn discover(
+        &self,
+        ctx: &CallContext,
+        region: &str,
+        product: crate::cloud::Product,
+    ) -> Result<Vec<Resource>, CloudError> {
+        match self {
+            Provider::Aliyun(p) => p.discover(ctx, region, product).await,
+        }
+    }
+
+    /// The newest complete datapoint of each item for each resource.
+    pub async fn fetch(
+        &self,
+        ctx: &CallContext,
+        region: &str,
+        spec: &ProductCloudSpec,
+        items: &[FetchItem],
+        resources: &[Resource],
+    ) -> FetchOutcome {
+        match self {
+            Provider::Aliyun(p) => p.fetch(ctx, region, spec, items, resources).await,
+        }
+    }
+}

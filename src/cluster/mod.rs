@@ -1,0 +1,171 @@
+//! Shard ownership. The unit of work is the job (account, region, product); its key is
+//! `AccountID|Region|Namespace` (product level) or `AccountID|Region` (region level). The owner
+//! of a key is the member with the highest FNV-1a 32 hash of `key|member` (rendezvous hashing),
+//! so every key has exactly one owner and a membership change moves only the keys it must.
+//! Membership here is static (`CLUSTER_WORKERS` + `CLUSTER_INDEX`, or one member owning all).
+
+use crate::config::{ClusterConfig, ShardBy};
+use crate::util::fnv1a32;
+
+/// The shard key of a job.
+pub fn shard_key(shard_by: ShardBy, account_id: &str, region: &str, namespace: &str) -> String {
+    match shard_by {
+        ShardBy::Product => format!("{account_id}|{region}|{namespace}"),
+        ShardBy::Region => format!("{account_id}|{region}"),
+    }
+}
+
+/// The rendezvous weight of a member for a key: FNV-1a 32 of `key|member`, passed through the
+/// MurmurHash3 32-bit finaliser. FNV-1a alone mixes its last bytes poorly, and members differ
+/// only there (`10.0.0.1`, `10.0.0.2`): without the finaliser, growing 2 → 3 members moved half
+/// again as many keys as rendezvous hashing should.
+pub fn weight(key: &str, member: &str) -> u32 {
+    let mut h = fnv1a32(format!("{key}|{member}").as_bytes());
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// Index of the member owning `key`; ties go to the smaller member name. `None` without members.
+pub fn owner<'a>(key: &str, members: &'a [String]) -> Option<&'a str> {
+    members
+        .iter()
+        .max_by(|a, b| {
+            weight(key, a)
+                .cmp(&weight(key, b))
+                .then_with(|| b.as_str().cmp(a.as_str()))
+        })
+        .map(String::as_str)
+}
+
+/// The live membership as this replica sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Membership {
+    /// All members' names.
+    pub members: Vec<String>,
+    /// This replica's name.
+    pub self_name: String,
+    /// Key level.
+    pub shard_by: ShardBy,
+}
+
+impl Membership {
+    /// Static membership: members `0..workers`, self = `index`.
+    pub fn from_config(c: &ClusterConfig) -> Membership {
+        Membership {
+            members: (0..c.workers).map(|i| i.to_string()).collect(),
+            self_name: c.index.to_string(),
+            shard_by: c.shard_by,
+        }
+    }
+
+    /// Whether this replica owns the key.
+    pub fn owns(&self, key: &str) -> bool {
+        owner(key, &self.members) == Some(self.self_name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("10.0.0.{i}")).collect()
+    }
+
+    fn keys() -> Vec<String> {
+        let mut out = Vec::new();
+        for a in 0..20 {
+            for r in [
+                "cn-hangzhou",
+                "cn-beijing",
+                "cn-shanghai",
+                "ap-southeast-1",
+                "us-west-1",
+            ] {
+                for ns in [
+                    "acs_slb_dashboard",
+                    "acs_alb",
+                    "acs_nlb",
+                    "acs_gwlb",
+                    "acs_bandwidth_package",
+                    "acs_oss_dashboard",
+                ] {
+                    out.push(shard_key(ShardBy::Product, &format!("10000000{a}"), r, ns));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_key_has_exactly_one_owner() {
+        for n in 1..=8 {
+            let m = members(n);
+            for k in keys() {
+                let owners = m
+                    .iter()
+                    .filter(|me| {
+                        Membership {
+                            members: m.clone(),
+                            self_name: (*me).clone(),
+                            shard_by: ShardBy::Product,
+                        }
+                        .owns(&k)
+                    })
+                    .count();
+                assert_eq!(owners, 1, "key {k} with {n} members");
+            }
+        }
+    }
+
+    #[test]
+    fn growing_the_membership_moves_about_one_share_of_keys() {
+        let ks = keys();
+        for n in 1..8 {
+            let before = members(n);
+            let after = members(n + 1);
+            let moved = ks
+                .iter()
+                .filter(|k| owner(k, &before) != owner(k, &after))
+                .count();
+            // Every moved key goes to the new member, and about 1/(n+1) of them move.
+            for k in &ks {
+                if owner(k, &before) != owner(k, &after) {
+                    assert_eq!(owner(k, &after), Some(after[n].as_str()));
+                }
+            }
+            let expected = ks.len() as f64 / (n + 1) as f64;
+            let ratio = moved as f64 / expected;
+            assert!(
+                (0.75..1.25).contains(&ratio),
+                "n={n}: moved {moved}, expected ~{expected:.0}"
+            );
+        }
+    }
+
+    #[test]
+    fn region_level_keys_put_a_whole_region_on_one_member() {
+        assert_eq!(
+            shard_key(ShardBy::Region, "123", "cn-hangzhou", "acs_alb"),
+            shard_key(ShardBy::Region, "123", "cn-hangzhou", "acs_nlb")
+        );
+        assert_eq!(
+            shard_key(ShardBy::Product, "123", "cn-hangzhou", "acs_alb"),
+            "123|cn-hangzhou|acs_alb"
+        );
+    }
+
+    #[test]
+    fn static_membership_from_config() {
+        let m = Membership::from_config(&ClusterConfig {
+            shard_by: ShardBy::Product,
+            workers: 3,
+            index: 2,
+        });
+        assert_eq!(m.members, vec!["0", "1", "2"]);
+        assert_eq!(m.self_name, "2");
+    }
+}

@@ -1,0 +1,725 @@
+//! The configuration file (`config.toml`): read as TOML, `${VAR}` expanded in string values,
+//! then checked in one pass that reports **every** problem with its path and the fix
+//! (`accounts[1].regions: must not be empty (…)`). Unknown keys are errors. The result is a
+//! validated [`Config`]; runtime objects (providers, caches) are built from it elsewhere.
+
+pub mod env;
+mod reader;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cloud::{Cloud, Product};
+use reader::Reader;
+
+/// A credential. Its `Debug` and `Display` print `***`, so it cannot leak through logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret value.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The value, for signing only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Server and collection settings (`[server]`).
+    pub server: ServerConfig,
+    /// Sharding settings (`[cluster]` and `CLUSTER_*`).
+    pub cluster: ClusterConfig,
+    /// The cloud accounts (`[[accounts]]`).
+    pub accounts: Vec<AccountConfig>,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on (`listen`, default `0.0.0.0:9101`).
+    pub listen: SocketAddr,
+    /// The Prometheus scrape interval in use; chooses the period (`scrape_interval`, 60s).
+    pub scrape_interval: Duration,
+    /// Upper bound of a scrape; the scrape-timeout header lowers it (`scrape_timeout`, 50s).
+    pub scrape_timeout: Duration,
+    /// How long discovered resources are reused (`discovery_ttl`, 1h).
+    pub discovery_ttl: Duration,
+    /// Period when the metadata has none for a metric (`period_fallback`, 60s).
+    pub period_fallback: Duration,
+    /// How far back beyond one period the query window reaches for late data (`ingestion_delay`, 120s).
+    pub ingestion_delay: Duration,
+    /// Longest single cloud call (`request_timeout`, 10s).
+    pub request_timeout: Duration,
+    /// Reuse of a finished collection by later scrapes (`result_cache_ttl`); `None` = the
+    /// smallest period in use; `Some(0)` = off.
+    pub result_cache_ttl: Option<Duration>,
+    /// Regions collected at once per account (`region_concurrency`, 3).
+    pub region_concurrency: usize,
+    /// Products collected at once per region (`product_concurrency`, 2).
+    pub product_concurrency: usize,
+    /// Monitor calls in flight per job (`metric_concurrency`, 5).
+    pub metric_concurrency: usize,
+    /// Largest cloud response body accepted (`max_response_bytes`, 16 MiB).
+    pub max_response_bytes: usize,
+    /// Concurrent HTTP connections served; more wait (`max_connections`, 1024).
+    pub max_connections: usize,
+    /// Log level filter (`log_level`, "info").
+    pub log_level: String,
+    /// Log format (`log_format`, "text" or "json").
+    pub log_format: LogFormat,
+}
+
+/// What a shard key covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShardBy {
+    /// `AccountID|Region|Namespace`: each (account, region, product) job on its own.
+    Product,
+    /// `AccountID|Region`: a whole region on one replica.
+    Region,
+}
+
+/// `[cluster]`, overridden by `CLUSTER_WORKERS`/`CLUSTER_INDEX` (or the original's
+/// `EXPORT_SHARD_TOTAL`/`EXPORT_SHARD_INDEX`).
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Key level (`shard_by`, "product").
+    pub shard_by: ShardBy,
+    /// Number of replicas, 1 when unsharded.
+    pub workers: usize,
+    /// This replica's index, 0-based, below `workers`.
+    pub index: usize,
+}
+
+/// One `[[accounts]]` entry.
+#[derive(Clone, Debug)]
+pub struct AccountConfig {
+    /// Which cloud.
+    pub cloud: Cloud,
+    /// The account (Aliyun UID, Tencent UIN, AWS account, Huawei domain).
+    pub account_id: String,
+    /// Access key ID.
+    pub access_key_id: String,
+    /// Access key secret.
+    pub access_key_secret: Secret,
+    /// STS token, for temporary credentials.
+    pub security_token: Option<Secret>,
+    /// Region IDs; `["*"]` = every region the cloud lists.
+    pub regions: Vec<String>,
+    /// Products to collect.
+    pub products: Vec<Product>,
+    /// One base URL for every service of the account (simulator, proxy).
+    pub endpoint: Option<String>,
+    /// Base URL per service (`cms`, `slb`, …), winning over `endpoint`.
+    pub endpoints: BTreeMap<String, String>,
+}
+
+impl AccountConfig {
+    /// Whether `regions` asks for every region.
+    pub fn all_regions(&self) -> bool {
+        self.regions.iter().any(|r| r == "*")
+    }
+}
+
+/// Every problem of a config file, reported together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file, or `<inline>`.
+    pub file: String,
+    /// `path: problem (fix)`, one per problem.
+    pub errors: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(
+            f,
+            "{}: {n} configuration error{}:",
+            self.file,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Services an Aliyun account may name in `[accounts.endpoints]`.
+pub const ALIYUN_SERVICES: &[&str] = &["cms", "slb", "alb", "nlb", "gwlb", "vpc", "tag", "oss"];
+
+/// Load and validate a config file, reading the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.display().to_string(),
+        errors: vec![format!(
+            "cannot read the file: {e} (pass --config.file or set MULTICLOUD_CONFIG)"
+        )],
+    })?;
+    parse(&text, &path.display().to_string(), path.parent(), &|k| {
+        std::env::var(k).ok()
+    })
+}
+
+/// Parse and validate config text. `base` resolves relative `*_file` paths; `lookup` reads
+/// environment variables (injected so tests need not touch the process environment).
+pub fn parse(
+    text: &str,
+    file: &str,
+    base: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let fail = |errors: Vec<String>| ConfigError {
+        file: file.to_string(),
+        errors,
+    };
+    let root: toml::Table = toml::from_str(text).map_err(|e| {
+        fail(vec![
+            format!("not valid TOML: {}", e.message().trim_end())
+                + &e.span()
+                    .map(|s| format!(" (at line {})", text[..s.start].lines().count().max(1)))
+                    .unwrap_or_default(),
+        ])
+    })?;
+    let mut root = toml::Value::Table(root);
+    let mut errors = Vec::new();
+    expand_strings(&mut root, "", lookup, &mut errors);
+    let toml::Value::Table(root) = root else {
+        unreachable!("the root was built as a table just above")
+    };
+    let config = read_config(&mut Reader::new(&mut errors), &root, base, lookup);
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(fail(errors))
+    }
+}
+
+fn expand_strings(
+    v: &mut toml::Value,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) {
+    match v {
+        toml::Value::String(s) => match env::expand(s, lookup) {
+            Ok(x) => *s = x,
+            Err(e) => errors.push(format!("{path}: {e}")),
+        },
+        toml::Value::Array(a) => {
+            for (i, x) in a.iter_mut().enumerate() {
+                expand_strings(x, &format!("{path}[{i}]"), lookup, errors);
+            }
+        }
+        toml::Value::Table(t) => {
+            for (k, x) in t.iter_mut() {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                expand_strings(x, &p, lookup, errors);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn read_config(
+    r: &mut Reader<'_>,
+    root: &toml::Table,
+    base: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Config {
+    r.allow_only("", root, &["server", "cluster", "accounts"]);
+    let empty = toml::Table::new();
+    let server_t = r.table("", root, "server").unwrap_or(&empty);
+    let server = read_server(r, server_t);
+    let cluster_t = r.table("", root, "cluster").unwrap_or(&empty);
+    let cluster = read_cluster(r, cluster_t, lookup);
+    let mut accounts = Vec::new();
+    match root.get("accounts") {
+        None => r.error(
+            "accounts",
+            "at least one [[accounts]] table is required (see the commented example config.toml)",
+        ),
+        Some(toml::Value::Array(list)) => {
+            if list.is_empty() {
+                r.error("accounts", "at least one [[accounts]] table is required");
+            }
+            for (i, v) in list.iter().enumerate() {
+                let path = format!("accounts[{i}]");
+                match v {
+                    toml::Value::Table(t) => {
+                        if let Some(a) = read_account(r, &path, t, base) {
+                            accounts.push(a);
+                        }
+                    }
+                    _ => r.error(&path, "must be a table: write [[accounts]]"),
+                }
+            }
+        }
+        Some(_) => r.error("accounts", "must be an array of tables: write [[accounts]]"),
+    }
+    let mut seen = BTreeMap::new();
+    for (i, a) in accounts.iter().enumerate() {
+        if let Some(j) = seen.insert((a.cloud, a.account_id.clone()), i) {
+            r.error(
+                &format!("accounts[{i}].account_id"),
+                &format!(
+                    "{} account {:?} is already configured as accounts[{j}]; merge their regions and products",
+                    a.cloud, a.account_id
+                ),
+            );
+        }
+    }
+    Config {
+        server,
+        cluster,
+        accounts,
+    }
+}
+
+fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
+    let p = "server";
+    r.allow_only(
+        p,
+        t,
+        &[
+            "listen",
+            "scrape_interval",
+            "scrape_timeout",
+            "discovery_ttl",
+            "period_fallback",
+            "ingestion_delay",
+            "request_timeout",
+            "result_cache_ttl",
+            "region_concurrency",
+            "product_concurrency",
+            "metric_concurrency",
+            "max_response_bytes",
+            "max_connections",
+            "log_level",
+            "log_format",
+        ],
+    );
+    let listen_s = r
+        .string(p, t, "listen")
+        .unwrap_or_else(|| "0.0.0.0:9101".into());
+    let listen = match parse_listen(&listen_s) {
+        Ok(a) => a,
+        Err(e) => {
+            r.error("server.listen", &e);
+            SocketAddr::from(([0, 0, 0, 0], 9101))
+        }
+    };
+    let d = |r: &mut Reader<'_>, key: &str, default: u64| {
+        r.duration(p, t, key, false)
+            .unwrap_or(Duration::from_secs(default))
+    };
+    let scrape_interval = d(r, "scrape_interval", 60);
+    let scrape_timeout = d(r, "scrape_timeout", 50);
+    let discovery_ttl = d(r, "discovery_ttl", 3600);
+    let period_fallback = d(r, "period_fallback", 60);
+    let ingestion_delay = r
+        .duration(p, t, "ingestion_delay", true)
+        .unwrap_or(Duration::from_secs(120));
+    let request_timeout = d(r, "request_timeout", 10);
+    let result_cache_ttl = r.duration(p, t, "result_cache_ttl", true);
+    let c = |r: &mut Reader<'_>, key: &str, default: usize, max: usize| {
+        r.count(p, t, key, 1, max).unwrap_or(default)
+    };
+    let region_concurrency = c(r, "region_concurrency", 3, 64);
+    let product_concurrency = c(r, "product_concurrency", 2, 64);
+    let metric_concurrency = c(r, "metric_concurrency", 5, 256);
+    let max_response_bytes = c(r, "max_response_bytes", 16 << 20, 1 << 30);
+    let max_connections = c(r, "max_connections", 1024, 65_536);
+    let log_level = r.string(p, t, "log_level").unwrap_or_else(|| "info".into());
+    let log_format = match r.string(p, t, "log_format").as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            r.error(
+                "server.log_format",
+                &format!("{other:?} is not a log format: use \"text\" or \"json\""),
+            );
+            LogFormat::Text
+        }
+    };
+    if scrape_timeout > scrape_interval {
+        r.error(
+            "server.scrape_timeout",
+            &format!(
+                "{}s is longer than scrape_interval ({}s); Prometheus requires scrape_timeout <= scrape_interval",
+                scrape_timeout.as_secs(),
+                scrape_interval.as_secs()
+            ),
+        );
+    }
+    ServerConfig {
+        listen,
+        scrape_interval,
+        scrape_timeout,
+        discovery_ttl,
+        period_fallback,
+        ingestion_delay,
+        request_timeout,
+        result_cache_ttl,
+        region_concurrency,
+        product_concurrency,
+        metric_concurrency,
+        max_response_bytes,
+        max_connections,
+        log_level,
+        log_format,
+    }
+}
+
+/// Parse a listen address; `:9101` means every interface.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse().map_err(|_| {
+        format!("{s:?} is not an address: write HOST:PORT, e.g. \"0.0.0.0:9101\" or \":9101\"")
+    })
+}
+
+fn read_cluster(
+    r: &mut Reader<'_>,
+    t: &toml::Table,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> ClusterConfig {
+    let p = "cluster";
+    r.allow_only(p, t, &["shard_by", "workers", "index"]);
+    let shard_by = match r.string(p, t, "shard_by").as_deref() {
+        None | Some("product") => ShardBy::Product,
+        Some("region") => ShardBy::Region,
+        Some(other) => {
+            r.error(
+                "cluster.shard_by",
+                &format!("{other:?} is not a shard level: use \"product\" or \"region\""),
+            );
+            ShardBy::Product
+        }
+    };
+    let mut workers = r.count(p, t, "workers", 1, 10_000).unwrap_or(1);
+    let mut index = r.count(p, t, "index", 0, 9_999).unwrap_or(0);
+    let env_num = |r: &mut Reader<'_>, names: &[&str]| -> Option<usize> {
+        for name in names {
+            if let Some(v) = lookup(name) {
+                if v.is_empty() {
+                    continue;
+                }
+                match v.trim().parse::<usize>() {
+                    Ok(n) => return Some(n),
+                    Err(_) => r.error(
+                        &format!("environment {name}"),
+                        &format!("{v:?} is not a whole number"),
+                    ),
+                }
+            }
+        }
+        None
+    };
+    if let Some(w) = env_num(r, &["CLUSTER_WORKERS", "EXPORT_SHARD_TOTAL"]) {
+        workers = w;
+    }
+    if let Some(i) = env_num(r, &["CLUSTER_INDEX", "EXPORT_SHARD_INDEX"]) {
+        index = i;
+    }
+    if workers == 0 {
+        r.error("cluster.workers", "must be at least 1");
+        workers = 1;
+    }
+    if index >= workers {
+        r.error(
+            "cluster.index",
+            &format!(
+                "{index} is not below workers ({workers}); replicas are numbered 0..workers-1"
+            ),
+        );
+        index = 0;
+    }
+    ClusterConfig {
+        shard_by,
+        workers,
+        index,
+    }
+}
+
+fn read_account(
+    r: &mut Reader<'_>,
+    p: &str,
+    t: &toml::Table,
+    base: Option<&Path>,
+) -> Option<AccountConfig> {
+    r.allow_only(
+        p,
+        t,
+        &[
+            "cloud",
+            "account_id",
+            "access_key_id",
+            "access_key_id_file",
+            "access_key_secret",
+            "access_key_secret_file",
+            "security_token",
+            "security_token_file",
+            "regions",
+            "products",
+            "endpoint",
+            "endpoints",
+        ],
+    );
+    let cloud = match r.string(p, t, "cloud") {
+        None => {
+            if !t.contains_key("cloud") {
+                r.error(
+                    &format!("{p}.cloud"),
+                    "is required: one of \"aliyun\", \"tencent\", \"aws\", \"huawei\"",
+                );
+            }
+            None
+        }
+        Some(s) => match Cloud::parse(&s) {
+            Some(c) if c.is_supported() => Some(c),
+            Some(c) => {
+                r.error(
+                    &format!("{p}.cloud"),
+                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\")")
+                        .replace(&format!("{c:?}"), &format!("\"{c}\"")),
+                );
+                None
+            }
+            None => {
+                r.error(
+                    &format!("{p}.cloud"),
+                    &format!(
+                        "{s:?} is not a cloud: use \"aliyun\", \"tencent\", \"aws\" or \"huawei\""
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let account_id = r.required_string(p, t, "account_id", "the account's numeric ID");
+    let access_key_id = r.secret_or_file(p, t, "access_key_id", true, base);
+    let access_key_secret = r.secret_or_file(p, t, "access_key_secret", true, base);
+    let security_token = r.secret_or_file(p, t, "security_token", false, base);
+    let regions = r.string_list(p, t, "regions").unwrap_or_default();
+    if t.contains_key("regions") && regions.is_empty() {
+        r.error(
+            &format!("{p}.regions"),
+            "must not be empty (list region IDs such as \"cn-hangzhou\", or \"*\" for every region)",
+        );
+    } else if !t.contains_key("regions") {
+        r.error(
+            &format!("{p}.regions"),
+            "is required (list region IDs such as \"cn-hangzhou\", or \"*\" for every region)",
+        );
+    }
+    for (i, reg) in regions.iter().enumerate() {
+        let ok = reg == "*"
+            || (!reg.is_empty()
+                && reg
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'));
+        if !ok {
+            r.error(
+                &format!("{p}.regions[{i}]"),
+                &format!("{reg:?} is not a region ID (lower-case letters, digits and '-', e.g. \"cn-hangzhou\")"),
+            );
+        }
+    }
+    if regions.len() > 1 && regions.iter().any(|x| x == "*") {
+        r.error(
+            &format!("{p}.regions"),
+            "\"*\" already means every region: use it alone",
+        );
+    }
+    let mut products = Vec::new();
+    let names = r.string_list(p, t, "products").unwrap_or_default();
+    if names.is_empty() {
+        r.error(
+            &format!("{p}.products"),
+            "must list at least one of \"clb\", \"alb\", \"nlb\", \"gwlb\", \"bwp\", \"s3\"",
+        );
+    }
+    for (i, n) in names.iter().enumerate() {
+        match Product::parse(n) {
+            Some(prod) if products.contains(&prod) => r.error(
+                &format!("{p}.products[{i}]"),
+                &format!("{n:?} is listed twice"),
+            ),
+            Some(prod) => products.push(prod),
+            None => r.error(
+                &format!("{p}.products[{i}]"),
+                &format!("{n:?} is not a product: use \"clb\", \"alb\", \"nlb\", \"gwlb\", \"bwp\" or \"s3\""),
+            ),
+        }
+    }
+    let endpoint = r.string(p, t, "endpoint");
+    if let Some(e) = &endpoint {
+        check_url(r, &format!("{p}.endpoint"), e);
+    }
+    let mut endpoints = BTreeMap::new();
+    if let Some(et) = r.table(p, t, "endpoints") {
+        let ep = format!("{p}.endpoints");
+        for (k, v) in et {
+            let path = format!("{ep}.{k}");
+            if !ALIYUN_SERVICES.contains(&k.as_str()) {
+                r.error(
+                    &path,
+                    &format!("unknown service: use one of {}", ALIYUN_SERVICES.join(", ")),
+                );
+                continue;
+            }
+            match v {
+                toml::Value::String(s) => {
+                    check_url(r, &path, s);
+                    endpoints.insert(k.clone(), s.trim_end_matches('/').to_string());
+                }
+                _ => r.error(
+                    &path,
+                    "must be a string URL such as \"http://127.0.0.1:18080\"",
+                ),
+            }
+        }
+    }
+    Some(AccountConfig {
+        cloud: cloud?,
+        account_id: account_id?,
+        access_key_id: access_key_id?.expose().to_string(),
+        access_key_secret: access_key_secret?,
+        security_token,
+        regions,
+        products,
+        endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
+        endpoints,
+    })
+}
+
+fn check_url(r: &mut Reader<'_>, path: &str, url: &str) {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match rest {
+        Some(host) if !host.is_empty() && !host.starts_with('/') => {}
+        _ => r.error(
+            path,
+            &format!("{url:?} is not a base URL: write http(s)://HOST[:PORT], e.g. \"http://127.0.0.1:18080\""),
+        ),
+    }
+}
+
+/// Parse a duration such as `60s`, `500ms`, `5m`, `1h`, `1d`, or `0s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(|| format!("{s:?} has no unit: write e.g. \"60s\", \"5m\", \"1h\""))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: write e.g. \"60s\", \"5m\", \"1h\""))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => {
+            return Err(format!(
+                "{s:?} has an unknown unit {unit:?}: use ms, s, m, h or d"
+            ))
+        }
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The config the `demo` subcommand and tests use, pointing every account at a simulator.
+pub fn for_simulator(
+    base_url: &str,
+    accounts: &[(String, String, String, Vec<String>)],
+    listen: SocketAddr,
+) -> Config {
+    Config {
+        server: ServerConfig {
+            listen,
+            scrape_interval: Duration::from_secs(60),
+            scrape_timeout: Duration::from_secs(50),
+            discovery_ttl: Duration::from_secs(3600),
+            period_fallback: Duration::from_secs(60),
+            ingestion_delay: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(10),
+            result_cache_ttl: None,
+            region_concurrency: 3,
+            product_concurrency: 2,
+            metric_concurrency: 5,
+            max_response_bytes: 16 << 20,
+            max_connections: 1024,
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        },
+        cluster: ClusterConfig {
+            shard_by: ShardBy::Product,
+            workers: 1,
+            index: 0,
+        },
+        accounts: accounts
+            .iter()
+            .map(|(id, ak, sk, regions)| AccountConfig {
+                cloud: Cloud::Aliyun,
+                account_id: id.clone(),
+                access_key_id: ak.clone(),
+                access_key_secret: Secret::new(sk.clone()),
+                security_token: None,
+                regions: regions.clone(),
+                products: Product::ALL.to_vec(),
+                endpoint: Some(base_url.trim_end_matches('/').to_string()),
+                endpoints: BTreeMap::new(),
+            })
+            .collect(),
+    }
+}
+
+/// Path of the default config file.
+pub fn default_path() -> PathBuf {
+    PathBuf::from("config.toml")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,251 @@
+//! Every error path of the config, and the shipped `config.toml`.
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "AK" => Some("LTAIkey".into()),
+        "SK" => Some("s3cr3t-value".into()),
+        "CLUSTER_WORKERS" | "CLUSTER_INDEX" => None,
+        _ => None,
+    }
+}
+
+fn ok(text: &str) -> Config {
+    match parse(text, "test.toml", None, &env) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn errors(text: &str) -> Vec<String> {
+    errors_with(text, &env)
+}
+
+fn errors_with(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+    match parse(text, "test.toml", None, lookup) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.errors,
+    }
+}
+
+const ACCOUNT: &str = r#"
+[[accounts]]
+cloud = "aliyun"
+account_id = "123"
+access_key_id = "${AK}"
+access_key_secret = "${SK}"
+regions = ["cn-hangzhou"]
+products = ["clb"]
+"#;
+
+#[test]
+fn the_shipped_config_parses() {
+    let text = include_str!("../../config.toml");
+    let c = ok(text);
+    assert_eq!(c.accounts.len(), 1);
+    assert_eq!(c.server.listen.port(), 9101);
+    assert_eq!(c.server.scrape_interval, Duration::from_secs(60));
+    assert_eq!(c.accounts[0].products.len(), 6);
+}
+
+#[test]
+fn defaults_and_env_expansion() {
+    let c = ok(ACCOUNT);
+    assert_eq!(c.server.scrape_timeout, Duration::from_secs(50));
+    assert_eq!(c.server.region_concurrency, 3);
+    assert_eq!(c.server.product_concurrency, 2);
+    assert_eq!(c.server.metric_concurrency, 5);
+    assert_eq!(c.server.max_response_bytes, 16 << 20);
+    assert_eq!(c.server.result_cache_ttl, None);
+    assert_eq!(c.accounts[0].access_key_id, "LTAIkey");
+    assert_eq!(c.accounts[0].access_key_secret.expose(), "s3cr3t-value");
+    assert_eq!(c.cluster.workers, 1);
+}
+
+#[test]
+fn secrets_never_show_in_debug_output() {
+    let c = ok(ACCOUNT);
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("s3cr3t-value"), "{dbg}");
+    assert!(dbg.contains("***"));
+}
+
+#[test]
+fn every_error_is_reported_with_its_path() {
+    let e = errors(
+        r#"
+[server]
+listen = "nonsense"
+scrape_interval = "1 minute"
+scrape_timeout = "0s"
+region_concurrency = 0
+metric_concurrency = "five"
+log_format = "xml"
+bogus = 1
+
+[[accounts]]
+cloud = "gcp"
+account_id = ""
+access_key_id = "a"
+regions = []
+products = ["clb", "elb", "clb"]
+endpoint = "ftp://x"
+
+[[accounts]]
+cloud = "aliyun"
+account_id = "1"
+access_key_id = "a"
+access_key_secret = "b"
+access_key_secret_file = "/nonexistent"
+regions = ["*", "cn-hangzhou", "CN_BAD"]
+products = []
+typo = true
+[accounts.endpoints]
+cms = "http://127.0.0.1:1"
+ecs = "http://127.0.0.1:1"
+"#,
+    );
+    let want = [
+        "server.listen: \"nonsense\" is not an address",
+        "server.scrape_interval: \"1 minute\" has an unknown unit",
+        "server.scrape_timeout: must be longer than zero",
+        "server.region_concurrency: 0 is out of range: use 1 to 64",
+        "server.metric_concurrency: must be a whole number, not a string",
+        "server.log_format: \"xml\" is not a log format",
+        "server.bogus: unknown key",
+        "accounts[0].cloud: \"gcp\" is not a cloud",
+        "accounts[0].account_id: must not be empty",
+        "accounts[0].access_key_secret: is required",
+        "accounts[0].regions: must not be empty",
+        "accounts[0].products[1]: \"elb\" is not a product",
+        "accounts[0].products[2]: \"clb\" is listed twice",
+        "accounts[0].endpoint: \"ftp://x\" is not a base URL",
+        "accounts[1].access_key_secret: set either access_key_secret or access_key_secret_file, not both",
+        "accounts[1].regions[2]: \"CN_BAD\" is not a region ID",
+        "accounts[1].regions: \"*\" already means every region",
+        "accounts[1].products: must list at least one",
+        "accounts[1].typo: unknown key",
+        "accounts[1].endpoints.ecs: unknown service",
+    ];
+    for w in want {
+        assert!(
+            e.iter().any(|x| x.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
+    }
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+}
+
+#[test]
+fn missing_pieces_are_named() {
+    let e = errors("[server]\n");
+    assert_eq!(e, vec!["accounts: at least one [[accounts]] table is required (see the commented example config.toml)"]);
+    let e = errors("[[accounts]]\n");
+    for w in [
+        "accounts[0].cloud: is required",
+        "accounts[0].account_id: is required",
+        "accounts[0].access_key_id: is required",
+        "accounts[0].access_key_secret: is required",
+        "accounts[0].regions: is required",
+        "accounts[0].products: must list",
+    ] {
+        assert!(
+            e.iter().any(|x| x.starts_with(w)),
+            "missing {w:?} in {e:#?}"
+        );
+    }
+}
+
+#[test]
+fn unsupported_cloud_and_duplicate_account() {
+    let text = format!("{ACCOUNT}{ACCOUNT}[[accounts]]\ncloud = \"aws\"\naccount_id = \"9\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = [\"us-east-1\"]\nproducts = [\"alb\"]\n");
+    let e = errors(&text);
+    assert!(
+        e.iter().any(|x| x.starts_with(
+            "accounts[1].account_id: aliyun account \"123\" is already configured as accounts[0]"
+        )),
+        "{e:#?}"
+    );
+    assert!(e.iter().any(|x| x.starts_with("accounts[2].cloud: \"aws\" is not supported by this build yet")), "{e:#?}");
+}
+
+#[test]
+fn unset_variable_and_bad_toml() {
+    let e = errors(&ACCOUNT.replace("${SK}", "${NOPE}"));
+    assert_eq!(e, vec!["accounts[0].access_key_secret: environment variable NOPE is not set (export it, or write ${NOPE:-default})"]);
+    let e = errors("[server\nlisten = 1");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("not valid TOML"), "{e:?}");
+    assert!(e[0].contains("line 1"), "{e:?}");
+}
+
+#[test]
+fn scrape_timeout_must_fit_the_interval() {
+    let e = errors(&format!(
+        "[server]\nscrape_interval = \"30s\"\nscrape_timeout = \"40s\"\n{ACCOUNT}"
+    ));
+    assert_eq!(e, vec!["server.scrape_timeout: 40s is longer than scrape_interval (30s); Prometheus requires scrape_timeout <= scrape_interval"]);
+}
+
+#[test]
+fn secrets_from_files() {
+    let dir = std::env::temp_dir().join(format!("mce-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sk"), "file-secret\n").unwrap();
+    std::fs::write(dir.join("empty"), "\n").unwrap();
+    let text = ACCOUNT.replace(
+        "access_key_secret = \"${SK}\"",
+        "access_key_secret_file = \"sk\"",
+    );
+    let c = parse(&text, "t", Some(&dir), &env).unwrap();
+    assert_eq!(c.accounts[0].access_key_secret.expose(), "file-secret");
+    let text = ACCOUNT.replace(
+        "access_key_secret = \"${SK}\"",
+        "access_key_secret_file = \"empty\"",
+    );
+    let e = parse(&text, "t", Some(&dir), &env).unwrap_err().errors;
+    assert!(
+        e[0].starts_with("accounts[0].access_key_secret_file: file ") && e[0].ends_with("is empty"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn cluster_from_file_and_environment() {
+    let c = ok(&format!(
+        "[cluster]\nshard_by = \"region\"\nworkers = 3\nindex = 2\n{ACCOUNT}"
+    ));
+    assert_eq!(
+        (c.cluster.shard_by, c.cluster.workers, c.cluster.index),
+        (ShardBy::Region, 3, 2)
+    );
+    let lookup = |k: &str| match k {
+        "EXPORT_SHARD_TOTAL" => Some("4".to_string()),
+        "CLUSTER_INDEX" => Some("3".to_string()),
+        _ => env(k),
+    };
+    let c = parse(ACCOUNT, "t", None, &lookup).unwrap();
+    assert_eq!((c.cluster.workers, c.cluster.index), (4, 3));
+    let lookup = |k: &str| match k {
+        "CLUSTER_WORKERS" => Some("2".to_string()),
+        "CLUSTER_INDEX" => Some("2".to_string()),
+        _ => env(k),
+    };
+    let e = errors_with(ACCOUNT, &lookup);
+    assert_eq!(
+        e,
+        vec!["cluster.index: 2 is not below workers (2); replicas are numbered 0..workers-1"]
+    );
+    let e = errors(&format!("[cluster]\nshard_by = \"zone\"\n{ACCOUNT}"));
+    assert!(e[0].starts_with("cluster.shard_by: \"zone\" is not a shard level"));
+}
+
+#[test]
+fn durations_parse() {
+    assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+    assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));
+    assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+    assert!(parse_duration("60").is_err());
+    assert!(parse_duration("x1s").is_err());
+}

@@ -1,0 +1,432 @@
+//! Rendering: a finished collection ([`Snapshot`]) becomes a **fresh** Prometheus registry per
+//! request, merged with the long-lived self-metrics registry ([`SelfMetrics`]) and encoded in the
+//! text format. Output is deterministic: families sorted by name, series by labels.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
+use crate::mapping::{MappingSet, COMMON_LABELS};
+
+/// One exported value of a cloud family.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Index of the family in [`MappingSet::families`].
+    pub family: usize,
+    /// Label values: the common ones, then the family's extra labels in order.
+    pub labels: Vec<String>,
+    /// The value in base units.
+    pub value: f64,
+}
+
+/// What one job produced.
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    /// Cloud of the job.
+    pub cloud: Cloud,
+    /// Account of the job.
+    pub account_id: String,
+    /// Region of the job.
+    pub region: String,
+    /// Product of the job.
+    pub product: Product,
+    /// Every call of the job succeeded.
+    pub success: bool,
+    /// Wall time of the job.
+    pub duration: Duration,
+    /// The resources exported (from the latest discovery).
+    pub resources: Arc<Vec<Resource>>,
+    /// The samples.
+    pub samples: Vec<Sample>,
+    /// The first error of the job, if any.
+    pub error: Option<CloudError>,
+    /// Monitor calls the job made.
+    pub calls: u64,
+    /// Smallest period of the job's points, seconds (0 when none).
+    pub min_period_s: u64,
+}
+
+/// The result of one collection.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Per job, sorted by (cloud, account, region, product).
+    pub jobs: Vec<JobResult>,
+    /// Wall time of the collection.
+    pub duration: Duration,
+    /// Smallest period of any exported point, seconds (0 when none).
+    pub smallest_period_s: u64,
+}
+
+/// Self-metrics that live as long as the process.
+pub struct SelfMetrics {
+    /// The registry rendered with every scrape.
+    pub registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    rate_limits: IntCounterVec,
+    /// Duration of collections.
+    pub collection_duration: Histogram,
+    /// Entries per cache.
+    pub cache_entries: IntGaugeVec,
+    /// Approximate bytes per cache.
+    pub cache_bytes: IntGaugeVec,
+    /// Members in the shard membership.
+    pub shard_members: IntGauge,
+    /// Shard keys this replica owns.
+    pub shard_owned_keys: IntGauge,
+    /// 1 when the last config load succeeded.
+    pub config_reload_ok: IntGauge,
+    /// Scrapes by how they were answered (`collected`, `joined`, `cached`).
+    pub scrapes: IntCounterVec,
+}
+
+fn must<T>(r: prometheus::Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        // Names and label sets below are constants checked by the unit test.
+        Err(e) => unreachable!("self-metric definition: {e}"),
+    }
+}
+
+impl SelfMetrics {
+    /// Create and register every self-metric.
+    pub fn new() -> SelfMetrics {
+        let registry = Registry::new();
+        let requests = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_request_total",
+                "Cloud API calls by cloud, API and outcome (ok or the error class).",
+            ),
+            &["cloud_provider", "api", "status"],
+        ));
+        let request_duration = must(HistogramVec::new(
+            HistogramOpts::new(
+                "multicloud_request_duration_seconds",
+                "Duration of cloud API calls.",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["cloud_provider", "api"],
+        ));
+        let rate_limits = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_rate_limit_total",
+                "Cloud API calls answered with a throttling error.",
+            ),
+            &["cloud_provider", "api"],
+        ));
+        let collection_duration = must(Histogram::with_opts(
+            HistogramOpts::new(
+                "multicloud_collection_duration_seconds",
+                "Duration of whole collections (all owned jobs).",
+            )
+            .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0]),
+        ));
+        let cache_entries = must(IntGaugeVec::new(
+            Opts::new("multicloud_cache_entries", "Entries held per cache."),
+            &["cache"],
+        ));
+        let cache_bytes = must(IntGaugeVec::new(
+            Opts::new(
+                "multicloud_cache_size_bytes",
+                "Approximate memory held per cache.",
+            ),
+            &["cache"],
+        ));
+        let shard_members = must(IntGauge::new(
+            "multicloud_shard_members",
+            "Replicas in the shard membership.",
+        ));
+        let shard_owned_keys = must(IntGauge::new(
+            "multicloud_shard_owned_keys",
+            "Shard keys (jobs) this replica owns.",
+        ));
+        let config_reload_ok = must(IntGauge::new(
+            "multicloud_config_last_reload_successful",
+            "1 when the last configuration load succeeded.",
+        ));
+        let scrapes = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_scrapes_total",
+                "Scrapes of /metrics by how they were answered: collected (started a collection), joined (shared one in flight), cached (reused a result younger than server.result_cache_ttl).",
+            ),
+            &["result"],
+        ));
+        let build_info = must(IntGaugeVec::new(
+            Opts::new(
+                "multicloud_build_info",
+                "Build information; the value is always 1.",
+            ),
+            &["version"],
+        ));
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(rate_limits.clone()),
+            Box::new(collection_duration.clone()),
+            Box::new(cache_entries.clone()),
+            Box::new(cache_bytes.clone()),
+            Box::new(shard_members.clone()),
+            Box::new(shard_owned_keys.clone()),
+            Box::new(config_reload_ok.clone()),
+            Box::new(scrapes.clone()),
+            Box::new(build_info),
+        ] {
+            must(registry.register(c));
+        }
+        SelfMetrics {
+            registry,
+            requests,
+            request_duration,
+            rate_limits,
+            collection_duration,
+            cache_entries,
+            cache_bytes,
+            shard_members,
+            shard_owned_keys,
+            config_reload_ok,
+            scrapes,
+        }
+    }
+
+    /// Count a call's outcome and duration.
+    pub fn observe_request<T>(
+        &self,
+        cloud: Cloud,
+        api: &str,
+        result: &Result<T, CloudError>,
+        took: Duration,
+    ) {
+        let status = match result {
+            Ok(_) => "ok",
+            Err(e) => e.class.as_str(),
+        };
+        self.requests
+            .with_label_values(&[cloud.as_str(), api, status])
+            .inc();
+        self.request_duration
+            .with_label_values(&[cloud.as_str(), api])
+            .observe(took.as_secs_f64());
+        if let Err(e) = result {
+            if e.class == ErrorClass::LimitError {
+                self.rate_limits
+                    .with_label_values(&[cloud.as_str(), api])
+                    .inc();
+            }
+        }
+    }
+
+    /// Note an error that will be retried.
+    pub fn observe_retry(&self, _cloud: Cloud, _api: &str, _e: &CloudError) {}
+
+    /// Calls counted so far for (cloud, api, status).
+    pub fn request_count(&self, cloud: Cloud, api: &str, status: &str) -> u64 {
+        self.requests
+            .with_label_values(&[cloud.as_str(), api, status])
+            .get()
+    }
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        SelfMetrics::new()
+    }
+}
+
+/// Label-name form of a tag key: `tag_` + the key in snake_case (`CodeName` → `tag_code_name`,
+/// `kubernetes.io/service-name` → `tag_kubernetes_io_service_name`), as promtool's lint asks.
+pub fn tag_label(key: &str) -> String {
+    let mut out = String::from("tag_");
+    let mut prev: Option<char> = None;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            if prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit()) {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+        prev = Some(c);
+    }
+    while out.ends_with('_') && out.len() > 4 {
+        out.pop();
+    }
+    out
+}
+
+/// Build the fresh registry of a snapshot.
+pub fn snapshot_registry(
+    snapshot: &Snapshot,
+    mappings: &MappingSet,
+) -> prometheus::Result<Registry> {
+    let registry = Registry::new();
+    // Cloud families.
+    let mut by_family: BTreeMap<usize, Vec<&Sample>> = BTreeMap::new();
+    for job in &snapshot.jobs {
+        for s in &job.samples {
+            by_family.entry(s.family).or_default().push(s);
+        }
+    }
+    for (idx, samples) in by_family {
+        let Some(fam) = mappings.families.get(idx) else {
+            continue;
+        };
+        let mut names: Vec<&str> = COMMON_LABELS.to_vec();
+        names.extend(fam.labels.iter().map(String::as_str));
+        let g = GaugeVec::new(Opts::new(fam.name.clone(), fam.help.clone()), &names)?;
+        for s in samples {
+            let values: Vec<&str> = s.labels.iter().map(String::as_str).collect();
+            g.get_metric_with_label_values(&values)?.set(s.value);
+        }
+        registry.register(Box::new(g))?;
+    }
+    // Per-job health.
+    let job_labels = ["cloud_provider", "account_id", "region", "product"];
+    let success = GaugeVec::new(
+        Opts::new(
+            "multicloud_scrape_success",
+            "1 when every cloud call of the job (account, region, product) succeeded in this scrape, 0 when any failed or the scrape deadline passed first.",
+        ),
+        &job_labels,
+    )?;
+    let duration = GaugeVec::new(
+        Opts::new(
+            "multicloud_scrape_duration_seconds",
+            "Wall time of the job (account, region, product) in this scrape.",
+        ),
+        &job_labels,
+    )?;
+    let discovered = GaugeVec::new(
+        Opts::new(
+            "multicloud_discovered_resources",
+            "Resources found by the latest discovery of the job (account, region, product).",
+        ),
+        &job_labels,
+    )?;
+    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    for job in &snapshot.jobs {
+        let l = [
+            job.cloud.as_str(),
+            job.account_id.as_str(),
+            job.region.as_str(),
+            job.product.as_str(),
+        ];
+        success
+            .get_metric_with_label_values(&l)?
+            .set(if job.success { 1.0 } else { 0.0 });
+        duration
+            .get_metric_with_label_values(&l)?
+            .set(job.duration.as_secs_f64());
+        discovered
+            .get_metric_with_label_values(&l)?
+            .set(job.resources.len() as f64);
+        for r in job.resources.iter() {
+            for k in r.tags.keys() {
+                tag_keys.insert(tag_label(k));
+            }
+        }
+    }
+    registry.register(Box::new(success))?;
+    registry.register(Box::new(duration))?;
+    registry.register(Box::new(discovered))?;
+    // Resource info with the union of tag labels (one schema for the family).
+    let tag_keys: Vec<String> = tag_keys.into_iter().collect();
+    let mut info_names: Vec<&str> = COMMON_LABELS.to_vec();
+    info_names.push("name");
+    info_names.extend(tag_keys.iter().map(String::as_str));
+    let info = GaugeVec::new(
+        Opts::new(
+            "multicloud_resource_info",
+            "Every discovered resource, with its name and all its tags as tag_<key> labels; the value is always 1.",
+        ),
+        &info_names,
+    )?;
+    let mut any_info = false;
+    for job in &snapshot.jobs {
+        for r in job.resources.iter() {
+            let mut values: Vec<String> = vec![
+                job.cloud.as_str().to_string(),
+                job.account_id.clone(),
+                job.region.clone(),
+                job.product.as_str().to_string(),
+                r.id.clone(),
+                r.code_name().to_string(),
+                r.name.clone(),
+            ];
+            // Several tag keys may sanitise to one label: the first key in order wins.
+            let mut tags: BTreeMap<String, &str> = BTreeMap::new();
+            for (k, v) in &r.tags {
+                tags.entry(tag_label(k)).or_insert(v.as_str());
+            }
+            for k in &tag_keys {
+                values.push(tags.get(k).copied().unwrap_or("").to_string());
+            }
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            info.get_metric_with_label_values(&refs)?.set(1.0);
+            any_info = true;
+        }
+    }
+    if any_info {
+        registry.register(Box::new(info))?;
+    }
+    Ok(registry)
+}
+
+/// Encode the snapshot's fresh registry and the self-metrics as exposition text.
+pub fn render(
+    snapshot: &Snapshot,
+    mappings: &MappingSet,
+    self_metrics: &SelfMetrics,
+) -> Result<String, String> {
+    let fresh =
+        snapshot_registry(snapshot, mappings).map_err(|e| format!("building the registry: {e}"))?;
+    let mut families = fresh.gather();
+    families.extend(self_metrics.registry.gather());
+    families.sort_by(|a, b| a.get_name().cmp(b.get_name()));
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&families, &mut buf)
+        .map_err(|e| format!("encoding: {e}"))?;
+    String::from_utf8(buf).map_err(|e| format!("encoding: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_metrics_register_and_render() {
+        let m = SelfMetrics::new();
+        m.observe_request::<()>(
+            Cloud::Aliyun,
+            "DescribeMetricLast",
+            &Ok(()),
+            Duration::from_millis(5),
+        );
+        let text = render(&Snapshot::default(), &MappingSet::default(), &m).unwrap();
+        assert!(text.contains("multicloud_request_total{api=\"DescribeMetricLast\",cloud_provider=\"aliyun\",status=\"ok\"} 1"));
+        assert!(text.contains("multicloud_build_info{version="));
+    }
+
+    #[test]
+    fn tag_keys_become_label_names() {
+        assert_eq!(tag_label("CodeName"), "tag_code_name");
+        assert_eq!(tag_label("env"), "tag_env");
+        assert_eq!(tag_label("HTTPPort"), "tag_httpport");
+        assert_eq!(
+            tag_label("kubernetes.io/service-name"),
+            "tag_kubernetes_io_service_name"
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! Single-flight and the result cache in front of [`super::collect`]. Concurrent scrapes share
+//! one collection in flight (it runs in its own task, so a scraper that hangs up does not cancel
+//! it for the others); a finished collection is reused for `server.result_cache_ttl` (default:
+//! the smallest period in use), so an HA pair of Prometheus servers costs what one costs.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, FutureExt, Shared};
+use tokio::time::Instant;
+
+use super::{collect, JobFilter, Runtime};
+use crate::render::Snapshot;
+
+type InFlight = Shared<BoxFuture<'static, Arc<Snapshot>>>;
+
+/// How a scrape was answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScrapeSource {
+    /// This scrape started the collection.
+    Collected,
+    /// This scrape joined a collection in flight.
+    Joined,
+    /// This scrape reused a recent result.
+    Cached,
+}
+
+impl ScrapeSource {
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScrapeSource::Collected => "collected",
+            ScrapeSource::Joined => "joined",
+            ScrapeSource::Cached => "cached",
+        }
+    }
+}
+
+struct Inner {
+    runtime: RwLock<Arc<Runtime>>,
+    in_flight: Mutex<Option<(u64, InFlight)>>,
+    last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    generation: Mutex<u64>,
+}
+
+/// The collection entry point of `/metrics`.
+#[derive(Clone)]
+pub struct Collector {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl Collector {
+    /// A collector over a runtime.
+    pub fn new(runtime: Arc<Runtime>) -> Collector {
+        Collector {
+            inner: Arc::new(Inner {
+                runtime: RwLock::new(runtime),
+                in_flight: Mutex::new(None),
+                last: Mutex::new(None),
+                generation: Mutex::new(0),
+            }),
+        }
+    }
+
+    /// The current runtime.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        match self.inner.runtime.read() {
+            Ok(r) => r.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Swap in a new runtime; the next collection uses it, one in flight finishes on the old.
+    pub fn replace_runtime(&self, runtime: Arc<Runtime>) {
+        match self.inner.runtime.write() {
+            Ok(mut r) => *r = runtime,
+            Err(p) => *p.into_inner() = runtime,
+        }
+        *lock(&self.inner.last) = None;
+    }
+
+    fn cache_ttl(rt: &Runtime, snapshot: &Snapshot) -> Duration {
+        match rt.config.server.result_cache_ttl {
+            Some(t) => t,
+            None if snapshot.smallest_period_s > 0 => {
+                Duration::from_secs(snapshot.smallest_period_s)
+            }
+            None => Duration::ZERO,
+        }
+    }
+
+    /// A snapshot for a scrape with this deadline.
+    pub async fn snapshot(&self, deadline: Instant) -> (Arc<Snapshot>, ScrapeSource) {
+        let rt = self.runtime();
+        if let Some((at, snap)) = lock(&self.inner.last).clone() {
+            if at.elapsed() < Self::cache_ttl(&rt, &snap) {
+                rt.shared
+                    .metrics
+                    .scrapes
+                    .with_label_values(&["cached"])
+                    .inc();
+                return (snap, ScrapeSource::Cached);
+            }
+        }
+        let (fut, source) = {
+            let mut slot = lock(&self.inner.in_flight);
+            match slot.as_ref() {
+                Some((_, f)) => (f.clone(), ScrapeSource::Joined),
+                None => {
+                    let generation = {
+                        let mut g = lock(&self.inner.generation);
+                        *g += 1;
+                        *g
+                    };
+                    let inner = self.inner.clone();
+                    let rt2 = rt.clone();
+                    let handle = tokio::spawn(async move {
+                        let snap = Arc::new(collect(rt2, &JobFilter::default(), deadline).await);
+                        *lock(&inner.last) = Some((Instant::now(), snap.clone()));
+                        let mut slot = lock(&inner.in_flight);
+                        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
+                            *slot = None;
+                        }
+                        snap
+                    });
+                    let fut: InFlight = async move {
+                        match handle.await {
+                            Ok(s) => s,
+                            Err(_) => Arc::new(Snapshot::default()),
+                        }
+                    }
+                    .boxed()
+                    .shared();
+                    *slot = Some((generation, fut.clone()));
+                    (fut, ScrapeSource::Collected)
+                }
+            }
+        };
+        rt.shared
+            .metrics
+            .scrapes
+            .with_label_values(&[source.as_str()])
+            .inc();
+        (fut.await, source)
+    }
+}

@@ -1,0 +1,473 @@
+//! The scrape pipeline: plan the jobs (account × region × product) this replica owns, discover
+//! their resources through the TTL cache, fetch monitor data in the largest batches the cloud
+//! allows, and map points to samples — all under the scrape's deadline. Jobs that do not finish
+//! in time report `multicloud_scrape_success 0`; one failing job never fails the others.
+//! [`Collector`] puts single-flight and the short result cache in front of it.
+
+mod collector;
+
+pub use collector::{Collector, ScrapeSource};
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::cloud::http::Shared;
+use crate::cloud::{
+    CallContext, Cloud, CloudError, ErrorClass, FetchItem, Product, Provider, Resource,
+};
+use crate::cluster::{shard_key, Membership};
+use crate::config::Config;
+use crate::discovery::{DiscoveryCache, TtlCache};
+use crate::mapping::MappingSet;
+use crate::render::{JobResult, Sample, Snapshot};
+
+/// Long-lived state built from one config: what a collection needs.
+pub struct Runtime {
+    /// The validated config.
+    pub config: Arc<Config>,
+    /// The mappings.
+    pub mappings: Arc<MappingSet>,
+    /// One provider per account, same order as `config.accounts`.
+    pub providers: Vec<Provider>,
+    /// Discovered resources per (account, region, product).
+    pub discovery: DiscoveryCache,
+    /// Region lists of accounts with `regions = ["*"]`.
+    pub regions: TtlCache<usize, Arc<Vec<String>>>,
+    /// HTTP client, limiters, self-metrics, clock.
+    pub shared: Shared,
+    /// Shard membership.
+    pub membership: Membership,
+}
+
+impl Runtime {
+    /// Build the runtime of a config.
+    pub fn new(config: Arc<Config>, mappings: Arc<MappingSet>, shared: Shared) -> Runtime {
+        let providers = config
+            .accounts
+            .iter()
+            .map(|a| Provider::new(a, &shared))
+            .collect();
+        let ttl = config.server.discovery_ttl;
+        Runtime {
+            membership: Membership::from_config(&config.cluster),
+            discovery: TtlCache::new("discovery", 100_000, ttl),
+            regions: TtlCache::new("regions", 10_000, ttl),
+            providers,
+            config,
+            mappings,
+            shared,
+        }
+    }
+
+    fn call_context(&self, deadline: Instant) -> CallContext {
+        let s = &self.config.server;
+        CallContext {
+            deadline,
+            metric_concurrency: s.metric_concurrency,
+            scrape_interval_s: s.scrape_interval.as_secs().max(1),
+            period_fallback_s: s.period_fallback.as_secs().max(1),
+            ingestion_delay_s: s.ingestion_delay.as_secs(),
+        }
+    }
+}
+
+/// Restricts a collection (CLI `once`/`discover` flags); empty fields match everything.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub cloud: Option<Cloud>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub product: Option<Product>,
+}
+
+/// One unit of work.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Job {
+    /// Index of the account in the config.
+    pub account: usize,
+    /// Cloud.
+    pub cloud: Cloud,
+    /// Account ID.
+    pub account_id: String,
+    /// Region.
+    pub region: String,
+    /// Product.
+    pub product: Product,
+    /// Shard key.
+    pub key: String,
+}
+
+impl Job {
+    fn failed(&self, error: CloudError, duration: Duration) -> JobResult {
+        JobResult {
+            cloud: self.cloud,
+            account_id: self.account_id.clone(),
+            region: self.region.clone(),
+            product: self.product,
+            success: false,
+            duration,
+            resources: Arc::new(Vec::new()),
+            samples: Vec::new(),
+            error: Some(error),
+            calls: 0,
+            min_period_s: 0,
+        }
+    }
+}
+
+/// The jobs this replica owns, and results for accounts whose region list failed.
+pub async fn plan(
+    rt: &Runtime,
+    filter: &JobFilter,
+    deadline: Instant,
+) -> (Vec<Job>, Vec<JobResult>) {
+    let mut jobs = Vec::new();
+    let mut failed = Vec::new();
+    for (i, account) in rt.config.accounts.iter().enumerate() {
+        if filter.cloud.is_some_and(|c| c != account.cloud)
+            || filter
+                .account
+                .as_ref()
+                .is_some_and(|a| a != &account.account_id)
+        {
+            continue;
+        }
+        let regions: Vec<String> = if account.all_regions() {
+            let provider = &rt.providers[i];
+            let ctx = rt.call_context(deadline);
+            match rt
+                .regions
+                .get_or_fetch(i, || async { provider.regions(&ctx).await.map(Arc::new) })
+                .await
+            {
+                Ok(r) => r.to_vec(),
+                Err(e) => {
+                    warn!(cloud = %account.cloud, account = %account.account_id, error = %e, "listing regions failed");
+                    for product in &account.products {
+                        let job = Job {
+                            account: i,
+                            cloud: account.cloud,
+                            account_id: account.account_id.clone(),
+                            region: "*".into(),
+                            product: *product,
+                            key: String::new(),
+                        };
+                        failed.push(job.failed(e.clone(), Duration::ZERO));
+                    }
+                    continue;
+                }
+            }
+        } else {
+            account.regions.clone()
+        };
+        for region in regions {
+            if filter.region.as_ref().is_some_and(|r| r != &region) {
+                continue;
+            }
+            for product in &account.products {
+                if filter.product.is_some_and(|p| p != *product) {
+                    continue;
+                }
+                let namespace = rt
+                    .mappings
+                    .products
+                    .get(&(*product, account.cloud))
+                    .map(|s| s.namespace.clone())
+                    .unwrap_or_else(|| product.as_str().to_string());
+                let key = shard_key(
+                    rt.membership.shard_by,
+                    &account.account_id,
+                    &region,
+                    &namespace,
+                );
+                if !rt.membership.owns(&key) {
+                    continue;
+                }
+                jobs.push(Job {
+                    account: i,
+                    cloud: account.cloud,
+                    account_id: account.account_id.clone(),
+                    region: region.clone(),
+                    product: *product,
+                    key,
+                });
+            }
+        }
+    }
+    jobs.sort();
+    (jobs, failed)
+}
+
+/// Discover (through the cache) the resources of a job.
+pub async fn discover_job(
+    rt: &Runtime,
+    job: &Job,
+    deadline: Instant,
+) -> Result<crate::discovery::Cached<Arc<Vec<Resource>>>, CloudError> {
+    let provider = &rt.providers[job.account];
+    let ctx = rt.call_context(deadline);
+    let key = (
+        format!("{}|{}", job.cloud, job.account_id),
+        job.region.clone(),
+        job.product,
+    );
+    rt.discovery
+        .get_or_fetch_cached(key, || async {
+            match provider.discover(&ctx, &job.region, job.product).await {
+                Ok(r) => Ok(Arc::new(r)),
+                // A region where the product does not exist has nothing to collect.
+                Err(e) if e.class == ErrorClass::RegionSkip => {
+                    debug!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, "region skipped: {e}");
+                    Ok(Arc::new(Vec::new()))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+}
+
+/// Run one job to its result.
+pub async fn run_job(rt: &Runtime, job: &Job, deadline: Instant) -> JobResult {
+    let started = Instant::now();
+    let cached = match discover_job(rt, job, deadline).await {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, class = %e.class, error = %e, "discovery failed");
+            return job.failed(e, started.elapsed());
+        }
+    };
+    let resources = cached.value.clone();
+    let mut first_error = cached.refresh_error.clone();
+    if let Some(e) = &first_error {
+        warn!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, error = %e, "discovery refresh failed; serving the previous resources");
+    }
+    let mut samples = Vec::new();
+    let mut calls = 0;
+    let mut min_period_s = 0;
+    if let Some(spec) = rt.mappings.products.get(&(job.product, job.cloud)) {
+        let mut items = Vec::new();
+        for (idx, fam) in rt.mappings.families.iter().enumerate() {
+            if fam.product != job.product {
+                continue;
+            }
+            for src in fam.sources.get(&job.cloud).into_iter().flatten() {
+                items.push(FetchItem {
+                    family: idx,
+                    source: src.clone(),
+                });
+            }
+        }
+        let ctx = rt.call_context(deadline);
+        let outcome = rt.providers[job.account]
+            .fetch(&ctx, &job.region, spec, &items, &resources)
+            .await;
+        calls += outcome.calls;
+        if let Some(e) = outcome.errors.first() {
+            warn!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, class = %e.class, failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
+            first_error.get_or_insert_with(|| e.clone());
+        }
+        let by_id: std::collections::HashMap<&str, &Resource> =
+            resources.iter().map(|r| (r.id.as_str(), r)).collect();
+        let mut seen = HashSet::new();
+        for p in outcome.points {
+            if min_period_s == 0 || p.period_s < min_period_s {
+                min_period_s = p.period_s;
+            }
+            let item = &items[p.item];
+            let fam = &rt.mappings.families[item.family];
+            let Some(res) = by_id.get(p.resource_id.as_str()) else {
+                continue;
+            };
+            let mut labels = vec![
+                job.cloud.as_str().to_string(),
+                job.account_id.clone(),
+                job.region.clone(),
+                job.product.as_str().to_string(),
+                res.id.clone(),
+                res.code_name().to_string(),
+            ];
+            for l in &fam.labels {
+                let v = item
+                    .source
+                    .labels
+                    .get(l)
+                    .cloned()
+                    .or_else(|| {
+                        p.dimensions
+                            .iter()
+                            .find(|(k, _)| k == l)
+                            .map(|(_, v)| v.clone())
+                    })
+                    .unwrap_or_default();
+                labels.push(v);
+            }
+            // One series per (family, labels): a duplicate is dropped, never exported twice.
+            if !seen.insert((item.family, labels.clone())) {
+                continue;
+            }
+            samples.push(Sample {
+                family: item.family,
+                labels,
+                value: item.source.transform(p.value, p.period_s),
+            });
+        }
+    }
+    JobResult {
+        cloud: job.cloud,
+        account_id: job.account_id.clone(),
+        region: job.region.clone(),
+        product: job.product,
+        success: first_error.is_none(),
+        duration: started.elapsed(),
+        resources,
+        samples,
+        error: first_error,
+        calls,
+        min_period_s,
+    }
+}
+
+/// Run every owned job under the deadline; unfinished jobs are reported as failed.
+pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) -> Snapshot {
+    let started = Instant::now();
+    let (jobs, mut failed) = plan(&rt, filter, deadline).await;
+    rt.shared.metrics.shard_owned_keys.set(jobs.len() as i64);
+    rt.shared
+        .metrics
+        .shard_members
+        .set(rt.membership.members.len() as i64);
+    let done: Arc<Mutex<Vec<JobResult>>> = Arc::new(Mutex::new(Vec::new()));
+    let mut by_account: BTreeMap<usize, BTreeMap<String, Vec<Job>>> = BTreeMap::new();
+    for j in &jobs {
+        by_account
+            .entry(j.account)
+            .or_default()
+            .entry(j.region.clone())
+            .or_default()
+            .push(j.clone());
+    }
+    let s = &rt.config.server;
+    let (region_conc, product_conc) = (s.region_concurrency, s.product_concurrency);
+    let work = futures_util::future::join_all(by_account.into_values().map(|regions| {
+        let rt = rt.clone();
+        let done = done.clone();
+        async move {
+            stream::iter(regions.into_values())
+                .map(|region_jobs| {
+                    let rt = rt.clone();
+                    let done = done.clone();
+                    async move {
+                        stream::iter(region_jobs)
+                            .map(|job| {
+                                let rt = rt.clone();
+                                let done = done.clone();
+                                async move {
+                                    let r = run_job(&rt, &job, deadline).await;
+                                    if let Ok(mut d) = done.lock() {
+                                        d.push(r);
+                                    }
+                                }
+                            })
+                            .buffer_unordered(product_conc)
+                            .collect::<Vec<()>>()
+                            .await
+                    }
+                })
+                .buffer_unordered(region_conc)
+                .collect::<Vec<_>>()
+                .await
+        }
+    }));
+    let timed_out = tokio::time::timeout_at(deadline, work).await.is_err();
+    let mut results = match done.lock() {
+        Ok(d) => d.clone(),
+        Err(p) => p.into_inner().clone(),
+    };
+    if timed_out {
+        let finished: HashSet<(String, String, Product)> = results
+            .iter()
+            .map(|r| (r.account_id.clone(), r.region.clone(), r.product))
+            .collect();
+        let mut unfinished = 0;
+        for j in &jobs {
+            if !finished.contains(&(j.account_id.clone(), j.region.clone(), j.product)) {
+                unfinished += 1;
+                let e = CloudError {
+                    class: ErrorClass::Timeout,
+                    cloud: j.cloud,
+                    api: "scrape".into(),
+                    region: j.region.clone(),
+                    http_status: None,
+                    code: None,
+                    message: "the scrape deadline passed before the job finished".into(),
+                    request_id: None,
+                };
+                results.push(j.failed(e, started.elapsed()));
+            }
+        }
+        warn!(
+            unfinished,
+            jobs = jobs.len(),
+            "scrape deadline passed; answering with the jobs that finished"
+        );
+    }
+    results.append(&mut failed);
+    results.sort_by(|a, b| {
+        (a.cloud, &a.account_id, &a.region, a.product).cmp(&(
+            b.cloud,
+            &b.account_id,
+            &b.region,
+            b.product,
+        ))
+    });
+    let smallest_period_s = results
+        .iter()
+        .map(|r| r.min_period_s)
+        .filter(|p| *p > 0)
+        .min()
+        .unwrap_or(0);
+    let duration = started.elapsed();
+    rt.shared
+        .metrics
+        .collection_duration
+        .observe(duration.as_secs_f64());
+    update_cache_metrics(&rt, &results);
+    Snapshot {
+        jobs: results,
+        duration,
+        smallest_period_s,
+    }
+}
+
+fn update_cache_metrics(rt: &Runtime, results: &[JobResult]) {
+    let m = &rt.shared.metrics;
+    m.cache_entries
+        .with_label_values(&["discovery"])
+        .set(rt.discovery.len() as i64);
+    m.cache_entries
+        .with_label_values(&["regions"])
+        .set(rt.regions.len() as i64);
+    let metadata: usize = rt
+        .providers
+        .iter()
+        .map(|p| match p {
+            Provider::Aliyun(a) => a.metadata_cache_len(),
+        })
+        .sum();
+    m.cache_entries
+        .with_label_values(&["metadata"])
+        .set(metadata as i64);
+    let bytes: usize = results
+        .iter()
+        .flat_map(|r| r.resources.iter())
+        .map(Resource::approx_bytes)
+        .sum();
+    m.cache_bytes
+        .with_label_values(&["discovery"])
+        .set(bytes as i64);
+}

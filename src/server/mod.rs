@@ -1,0 +1,257 @@
+//! The HTTP server (hyper 1): `/metrics`, `/healthz`, `/-/ready` and a landing page. It takes a
+//! bound listener (tests bind `127.0.0.1:0`), caps concurrent connections (more wait in the
+//! accept queue instead of failing), times out slow request headers, and shuts down gracefully:
+//! connections in flight finish, new ones are refused.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::render::render;
+use crate::scrape::Collector;
+
+/// Prometheus text exposition content type.
+pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the routes need.
+pub struct ServerState {
+    /// The collection entry point.
+    pub collector: Collector,
+    /// Set once the exporter can serve scrapes.
+    pub ready: AtomicBool,
+}
+
+impl ServerState {
+    /// State around a collector, ready.
+    pub fn new(collector: Collector) -> Arc<ServerState> {
+        Arc::new(ServerState {
+            collector,
+            ready: AtomicBool::new(true),
+        })
+    }
+}
+
+/// The deadline of a scrape: the Prometheus scrape-timeout header (if any) capped by
+/// `server.scrape_timeout`, minus a margin (10 %, at most 1 s) to encode and send the answer.
+pub fn scrape_deadline(header: Option<&str>, configured: Duration, now: Instant) -> Instant {
+    let requested = header
+        .and_then(|h| h.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64);
+    let timeout = requested.map_or(configured, |r| r.min(configured));
+    let margin = (timeout / 10).min(Duration::from_secs(1));
+    now + (timeout - margin)
+}
+
+fn text(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+const LANDING: &str = r#"<!DOCTYPE html>
+<html><head><title>multicloud-exporter</title></head>
+<body><h1>multicloud-exporter</h1>
+<p>Cloud monitoring data of Aliyun CloudMonitor as Prometheus metrics.</p>
+<ul>
+<li><a href="/metrics">/metrics</a> — the exposition (collects on scrape)</li>
+<li><a href="/healthz">/healthz</a> — liveness (never calls a cloud)</li>
+<li><a href="/-/ready">/-/ready</a> — readiness</li>
+</ul></body></html>
+"#;
+
+async fn route(
+    state: Arc<ServerState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path();
+    let resp = match (req.method(), path) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            let rt = state.collector.runtime();
+            let header = req
+                .headers()
+                .get("x-prometheus-scrape-timeout-seconds")
+                .and_then(|v| v.to_str().ok());
+            let deadline = scrape_deadline(header, rt.config.server.scrape_timeout, Instant::now());
+            let (snapshot, source) = state.collector.snapshot(deadline).await;
+            debug!(
+                source = source.as_str(),
+                jobs = snapshot.jobs.len(),
+                "scrape answered"
+            );
+            match render(&snapshot, &rt.mappings, &rt.shared.metrics) {
+                Ok(body) => text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, body),
+                Err(e) => {
+                    warn!(error = %e, "rendering the exposition failed");
+                    text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "text/plain; charset=utf-8",
+                        format!("internal error: {e}\n"),
+                    )
+                }
+            }
+        }
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+        }
+        (&Method::GET | &Method::HEAD, "/-/ready") => {
+            if state.ready.load(Ordering::Relaxed) {
+                text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    "not ready\n",
+                )
+            }
+        }
+        (&Method::GET | &Method::HEAD, "/") => {
+            text(StatusCode::OK, "text/html; charset=utf-8", LANDING)
+        }
+        (_, "/metrics" | "/healthz" | "/-/ready" | "/") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n",
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
+    };
+    Ok(resp)
+}
+
+/// Serve until `shutdown` completes, then let open connections finish (up to 10 s).
+pub async fn run(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    max_connections: usize,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let state = state.clone();
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(10))
+            .keep_alive(true)
+            .serve_connection(
+                TokioIo::new(stream),
+                service_fn(move |req| route(state.clone(), req)),
+            );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    info!("shutting down: waiting for open connections");
+    if tokio::time::timeout(Duration::from_secs(10), graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("connections still open after 10s; closing");
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_honours_the_header_capped_by_config_minus_margin() {
+        let now = Instant::now();
+        let cfg = Duration::from_secs(50);
+        assert_eq!(
+            scrape_deadline(Some("10"), cfg, now),
+            now + Duration::from_secs(9)
+        );
+        assert_eq!(
+            scrape_deadline(Some("2.5"), cfg, now),
+            now + Duration::from_millis(2250)
+        );
+        assert_eq!(
+            scrape_deadline(Some("120"), cfg, now),
+            now + Duration::from_secs(49)
+        );
+        assert_eq!(
+            scrape_deadline(None, cfg, now),
+            now + Duration::from_secs(49)
+        );
+        assert_eq!(
+            scrape_deadline(Some("junk"), cfg, now),
+            now + Duration::from_secs(49)
+        );
+        assert_eq!(
+            scrape_deadline(Some("-1"), cfg, now),
+            now + Duration::from_secs(49)
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! The cloud simulator: a faithful emulator of the clouds' wire protocols on loopback, used by
+//! `demo`, `sim`, the tests and the benchmarks. It verifies signatures and answers bad ones with
+//! the cloud's real error body; enforces page sizes, per-call limits and QPS quotas with the real
+//! throttling errors; serves a declarative [`estate::Estate`] whose metric values are the
+//! documented function of [`values`]; injects faults on request; and counts every call it serves.
+//! It routes by what the real API carries (Aliyun: `x-acs-action` + `x-acs-version`, OSS: its
+//! `Authorization` scheme), so one port serves a whole cloud.
+//!
+//! Control endpoints for the standalone `sim` command: `GET /_sim/calls` (JSON counts per API),
+//! `POST /_sim/reset` (zero the counts).
+
+pub mod aliyun;
+pub mod estate;
+pub mod values;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::Clock;
+use estate::Estate;
+
+/// A fault to inject into the next matching calls.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FaultKind {
+    /// Answer normally after this delay.
+    Latency(Duration),
+    /// HTTP 503 `ServiceUnavailable`.
+    ServerError,
+    /// The cloud's throttling error.
+    Throttle,
+    /// HTTP 200 with a body that is not JSON.
+    Malformed,
+    /// HTTP 200 with the normal body cut in half.
+    Truncated,
+    /// Never answer (the client must time out).
+    Hang,
+    /// Answer as if the credentials were wrong.
+    AuthFailure,
+}
+
+/// A fault and what it applies to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// API key as counted (`cms.DescribeMetricLast`), `None` = every API.
+    pub api: Option<String>,
+    /// What to do.
+    pub kind: FaultKind,
+    /// How many calls it applies to.
+    pub times: u32,
+}
+
+/// Simulator settings.
+#[derive(Clone, Debug)]
+pub struct SimSettings {
+    /// Calls per second per (account, API) before `Throttling.User` (Aliyun CMS documents 50).
+    pub qps_limit: usize,
+    /// Seconds after a period ends before its point is available.
+    pub ingestion_delay_s: i64,
+    /// Fixed latency added to every call.
+    pub latency: Duration,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        SimSettings {
+            qps_limit: 50,
+            ingestion_delay_s: 30,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// Shared simulator state.
+pub struct SimState {
+    /// The estate served.
+    pub estate: RwLock<Estate>,
+    /// Time source (signature skew checks, datapoint availability).
+    pub clock: Clock,
+    /// Settings.
+    pub settings: SimSettings,
+    calls: Mutex<BTreeMap<String, u64>>,
+    faults: Mutex<Vec<Fault>>,
+    quota: Mutex<HashMap<(String, String), VecDeque<std::time::Instant>>>,
+    nonces: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+impl SimState {
+    /// State over an estate.
+    pub fn new(estate: Estate, clock: Clock, settings: SimSettings) -> SimState {
+        SimState {
+            estate: RwLock::new(estate),
+            clock,
+            settings,
+            calls: Mutex::new(BTreeMap::new()),
+            faults: Mutex::new(Vec::new()),
+            quota: Mutex::new(HashMap::new()),
+            nonces: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A read view of the estate.
+    pub fn estate(&self) -> std::sync::RwLockReadGuard<'_, Estate> {
+        match self.estate.read() {
+            Ok(e) => e,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Count a call.
+    pub fn count(&self, api: &str) {
+        *lock(&self.calls).entry(api.to_string()).or_insert(0) += 1;
+    }
+
+    /// Calls served per API.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        lock(&self.calls).clone()
+    }
+
+    /// Calls served to one API.
+    pub fn calls_to(&self, api: &str) -> u64 {
+        lock(&self.calls).get(api).copied().unwrap_or(0)
+    }
+
+    /// All calls served.
+    pub fn total_calls(&self) -> u64 {
+        lock(&self.calls).values().sum()
+    }
+
+    /// Zero the counters.
+    pub fn reset_calls(&self) {
+        lock(&self.calls).clear();
+    }
+
+    /// Add a fault.
+    pub fn inject(&self, fault: Fault) {
+        lock(&self.faults).push(fault);
+    }
+
+    /// Take the fault for a call, if any.
+    pub fn take_fault(&self, api: &str) -> Option<FaultKind> {
+        let mut faults = lock(&self.faults);
+        let pos = faults
+            .iter()
+            .position(|f| f.times > 0 && f.api.as_deref().is_none_or(|a| a == api))?;
+        faults[pos].times -= 1;
+        let kind = faults[pos].kind.clone();
+        if faults[pos].times == 0 {
+            faults.remove(pos);
+        }
+        Some(kind)
+    }
+
+    /// Whether a call of (account, API) is within the per-second quota; records it.
+    pub fn within_quota(&self, account: &str, api: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut q = lock(&self.quota);
+        let window = q.entry((account.to_string(), api.to_string())).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= self.settings.qps_limit {
+            return false;
+        }
+        window.push_back(now);
+        true
+    }
+
+    /// Record a nonce; false when it was used before.
+    pub fn fresh_nonce(&self, nonce: &str) -> bool {
+        let mut n = lock(&self.nonces);
+        if n.len() > 1_000_000 {
+            n.clear();
+        }
+        n.insert(nonce.to_string())
+    }
+
+    /// Remove a resource from the estate.
+    pub fn remove_resource(&self, id: &str) -> bool {
+        match self.estate.write() {
+            Ok(mut e) => e.remove_resource(id),
+            Err(p) => p.into_inner().remove_resource(id),
+        }
+    }
+}
+
+/// A running simulator.
+pub struct Simulator {
+    /// Its state (counters, faults, estate).
+    pub state: Arc<SimState>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Simulator {
+    /// Serve on a bound listener.
+    pub fn serve(listener: TcpListener, state: Arc<SimState>) -> std::io::Result<Simulator> {
+        let addr = listener.local_addr()?;
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let _ = http1::Builder::new()
+                        .serve_connection(
+                            TokioIo::new(stream),
+                            service_fn(move |req| handle(st.clone(), req)),
+                        )
+                        .await;
+                });
+            }
+        });
+        Ok(Simulator { state, addr, task })
+    }
+
+    /// Bind `addr` and serve.
+    pub async fn start(addr: SocketAddr, state: Arc<SimState>) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(addr).await?;
+        Simulator::serve(listener, state)
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:18080`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A request as the handlers see it: decoded, body read.
+pub struct SimRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path.
+    pub path: String,
+    /// Raw query string.
+    pub raw_query: String,
+    /// Headers, names lower-case.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl SimRequest {
+    /// A header value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A simulator answer.
+pub struct SimResponse {
+    /// Status.
+    pub status: u16,
+    /// Content type.
+    pub content_type: &'static str,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl SimResponse {
+    /// JSON answer.
+    pub fn json(status: u16, v: &serde_json::Value) -> SimResponse {
+        SimResponse {
+            status,
+            content_type: "application/json;charset=utf-8",
+            body: v.to_string().into_bytes(),
+        }
+    }
+
+    /// XML answer.
+    pub fn xml(status: u16, body: String) -> SimResponse {
+        SimResponse {
+            status,
+            content_type: "application/xml",
+            body: body.into_bytes(),
+        }
+    }
+}
+
+async fn handle(
+    state: Arc<SimState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let sreq = SimRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    if !state.settings.latency.is_zero() {
+        tokio::time::sleep(state.settings.latency).await;
+    }
+    let resp = match sreq.path.as_str() {
+        "/_sim/calls" => SimResponse::json(200, &serde_json::json!(state.calls())),
+        "/_sim/reset" if sreq.method == "POST" => {
+            state.reset_calls();
+            SimResponse::json(200, &serde_json::json!({"reset": true}))
+        }
+        _ => aliyun::handle(&state, &sreq).await,
+    };
+    let mut r = Response::new(Full::new(Bytes::from(resp.body)));
+    *r.status_mut() =
+        StatusCode::from_u16(resp.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(resp.content_type) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    Ok(r)
+}
+
+/// Start a simulator over the built-in estate on `addr` with the system clock.
+pub async fn start_builtin(addr: SocketAddr) -> std::io::Result<Simulator> {
+    let state = Arc::new(SimState::new(
+        Estate::builtin(),
+        Clock::System,
+        SimSettings::default(),
+    ));
+    Simulator::start(addr, state).await
+}

@@ -1,0 +1,607 @@
+//! End-to-end tests against the in-process simulator: exact values for every Aliyun product,
+//! paging, throttling and recovery, deadlines, auth failures, single-flight, discovery TTL and
+//! the API-call count of a scrape. The clock is pinned so values and signatures are exact.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use multicloud_exporter::clock::Clock;
+use multicloud_exporter::config::{self, Config};
+use multicloud_exporter::mapping::MappingSet;
+use multicloud_exporter::render::{render, Snapshot};
+use multicloud_exporter::scrape::{self, Collector, JobFilter, Runtime};
+use multicloud_exporter::server::{self, ServerState};
+use multicloud_exporter::sim::estate::Estate;
+use multicloud_exporter::sim::values::raw_value;
+use multicloud_exporter::sim::{Fault, FaultKind, SimSettings, SimState, Simulator};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// 2025-01-01T00:10:30Z. With period 60 and the simulator's 30 s ingestion delay the newest
+/// complete point is 00:09:00; with period 3600 it is 2024-12-31T23:00:00.
+const NOW: i64 = 1_735_690_230;
+const T60: i64 = 1_735_690_140;
+const T3600: i64 = 1_735_686_000;
+
+struct Harness {
+    sim: Simulator,
+    rt: Arc<Runtime>,
+}
+
+async fn start_sim(estate: Estate) -> Simulator {
+    let state = Arc::new(SimState::new(
+        estate,
+        Clock::Fixed(NOW),
+        SimSettings::default(),
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Simulator::serve(listener, state).unwrap()
+}
+
+fn config_for(sim: &Simulator) -> Config {
+    let estate = sim.state.estate();
+    let accounts: Vec<_> = estate
+        .accounts
+        .iter()
+        .map(|a| {
+            let regions: BTreeSet<String> = a.resources.iter().map(|r| r.region.clone()).collect();
+            (
+                a.account_id.clone(),
+                a.access_key_id.clone(),
+                a.access_key_secret.clone(),
+                regions.into_iter().collect(),
+            )
+        })
+        .collect();
+    config::for_simulator(&sim.url(), &accounts, "127.0.0.1:0".parse().unwrap())
+}
+
+async fn harness_with(estate: Estate, tweak: impl FnOnce(&mut Config)) -> Harness {
+    let sim = start_sim(estate).await;
+    let mut config = config_for(&sim);
+    tweak(&mut config);
+    let rt = multicloud_exporter::app::build_runtime(
+        config,
+        MappingSet::embedded().unwrap(),
+        Clock::Fixed(NOW),
+    )
+    .unwrap();
+    Harness { sim, rt }
+}
+
+async fn harness() -> Harness {
+    harness_with(Estate::builtin(), |_| {}).await
+}
+
+async fn collect(h: &Harness) -> Snapshot {
+    scrape::collect(
+        h.rt.clone(),
+        &JobFilter::default(),
+        Instant::now() + Duration::from_secs(30),
+    )
+    .await
+}
+
+fn text(h: &Harness, s: &Snapshot) -> String {
+    render(s, &h.rt.mappings, &h.rt.shared.metrics).unwrap()
+}
+
+/// The value of the series of `family` whose label set contains every `labels` pair.
+fn value(text: &str, family: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn series(text: &str, family: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{family}{{")))
+        .count()
+}
+
+/// Lines of the exposition that do not vary between runs (cloud families, per-job success,
+/// discovered counts, resource info).
+fn stable(text: &str) -> String {
+    let volatile = [
+        "multicloud_scrape_duration_seconds",
+        "multicloud_request",
+        "multicloud_collection",
+        "multicloud_cache",
+        "multicloud_rate_limit",
+        "multicloud_build_info",
+        "multicloud_scrapes_total",
+        "multicloud_shard",
+        "multicloud_config",
+    ];
+    let mut out = String::new();
+    let mut skip = false;
+    for l in text.lines() {
+        let name = l
+            .trim_start_matches("# HELP ")
+            .trim_start_matches("# TYPE ");
+        if l.starts_with('#') {
+            skip = volatile.iter().any(|v| name.starts_with(v));
+        } else {
+            skip = volatile.iter().any(|v| l.starts_with(v));
+        }
+        if !skip {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn demo_estate_exports_exact_values_for_all_six_products() {
+    let h = harness().await;
+    let snap = collect(&h).await;
+    let t = text(&h, &snap);
+    for j in &snap.jobs {
+        assert!(
+            j.success,
+            "{} {} {}: {:?}",
+            j.account_id, j.region, j.product, j.error
+        );
+    }
+    let acct = ("account_id", "1234567890123456");
+    // CLB: Average, no transform.
+    let v = raw_value(
+        "lb-bp1demo0001",
+        "InstanceActiveConnection",
+        "",
+        T60,
+        60,
+        false,
+    );
+    assert_eq!(
+        value(
+            &t,
+            "clb_active_connections",
+            &[
+                acct,
+                ("resource_id", "lb-bp1demo0001"),
+                ("code_name", "web"),
+                ("region", "cn-hangzhou"),
+                ("resource_type", "clb"),
+                ("cloud_provider", "aliyun")
+            ]
+        ),
+        Some(v)
+    );
+    // CLB traffic: bit/s -> bytes/s.
+    let v = raw_value("lb-bp1demo0002", "InstanceTrafficRX", "", T60, 60, false) / 8.0;
+    assert_eq!(
+        value(
+            &t,
+            "clb_in_bytes_per_second",
+            &[("resource_id", "lb-bp1demo0002")]
+        ),
+        Some(v)
+    );
+    // ALB: Value statistic, static labels.
+    let v = raw_value(
+        "alb-demo0001",
+        "LoadBalancerHTTPCodeUpstream5XX",
+        "",
+        T60,
+        60,
+        false,
+    );
+    assert_eq!(
+        value(
+            &t,
+            "alb_http_responses_per_second",
+            &[
+                ("resource_id", "alb-demo0001"),
+                ("code_class", "5xx"),
+                ("source", "backend")
+            ]
+        ),
+        Some(v)
+    );
+    // NLB.
+    let v = raw_value("nlb-demo0001", "InstanceNewConnection", "", T60, 60, false);
+    assert_eq!(
+        value(
+            &t,
+            "nlb_new_connections_per_second",
+            &[("resource_id", "nlb-demo0001")]
+        ),
+        Some(v)
+    );
+    // GWLB: only the availableZone="all" series.
+    let v = raw_value("gwlb-demo0001", "ActiveConnection", "all", T60, 60, false);
+    assert_eq!(
+        value(
+            &t,
+            "gwlb_active_connections",
+            &[("resource_id", "gwlb-demo0001")]
+        ),
+        Some(v)
+    );
+    assert_eq!(series(&t, "gwlb_active_connections"), 1);
+    // BWP: percent -> ratio.
+    let v = raw_value(
+        "cbwp-demo0001",
+        "in_bandwidth_utilization",
+        "",
+        T60,
+        60,
+        true,
+    ) / 100.0;
+    assert_eq!(
+        value(
+            &t,
+            "bwp_in_bandwidth_utilization_ratio",
+            &[("resource_id", "cbwp-demo0001")]
+        ),
+        Some(v)
+    );
+    // OSS: per-period counts / 60, and hourly storage per class.
+    let v = raw_value("demo-assets", "TotalRequestCount", "", T60, 60, false) / 60.0;
+    assert_eq!(
+        value(
+            &t,
+            "s3_requests_per_second",
+            &[("resource_id", "demo-assets"), ("method", "all")]
+        ),
+        Some(v)
+    );
+    let v = raw_value(
+        "demo-assets",
+        "MeteringStorageUtilization",
+        "IA",
+        T3600,
+        3600,
+        false,
+    );
+    assert_eq!(
+        value(
+            &t,
+            "s3_storage_bytes",
+            &[
+                ("resource_id", "demo-assets"),
+                ("storage_class", "infrequent_access")
+            ]
+        ),
+        Some(v)
+    );
+    // Tags: code_name and resource_info.
+    assert!(t.contains(r#"multicloud_resource_info{account_id="1234567890123456",cloud_provider="aliyun",code_name="web",name="web-frontend",region="cn-hangzhou",resource_id="lb-bp1demo0001",resource_type="clb",tag_code_name="web",tag_env="prod",tag_kubernetes_io_service_name="default/web"} 1"#), "{t}");
+    // Bucket tags came through ListTagResources (system tags dropped).
+    assert!(t.contains(
+        r#"resource_id="demo-assets",resource_type="s3",tag_code_name="assets",tag_env="prod""#
+    ));
+    // The golden file holds every value of the demo estate.
+    let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/demo.prom");
+    let got = stable(&t);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(golden_path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(golden_path).unwrap();
+    if got != want {
+        for (i, (a, b)) in got.lines().zip(want.lines()).enumerate() {
+            if a != b {
+                panic!("golden mismatch at line {}:\n got: {a}\nwant: {b}\n(rerun with UPDATE_GOLDEN=1 after checking the change)", i + 1);
+            }
+        }
+        panic!(
+            "golden mismatch: {} lines vs {} lines",
+            got.lines().count(),
+            want.lines().count()
+        );
+    }
+}
+
+#[tokio::test]
+async fn warm_scrape_costs_exactly_the_minimum_calls() {
+    let h = harness().await;
+    collect(&h).await;
+    h.sim.state.reset_calls();
+    let snap = collect(&h).await;
+    // Minimum per job with N ≤ 50 resources: one DescribeMetricLast per source metric; nothing
+    // for products without resources; discovery and metadata are cached.
+    let mut expected = 0u64;
+    for j in &snap.jobs {
+        if j.resources.is_empty() {
+            continue;
+        }
+        let sources: usize =
+            h.rt.mappings
+                .families_for(j.product, multicloud_exporter::cloud::Cloud::Aliyun)
+                .iter()
+                .map(|f| f.sources[&multicloud_exporter::cloud::Cloud::Aliyun].len())
+                .sum();
+        expected += sources as u64;
+    }
+    let calls = h.sim.state.calls();
+    assert_eq!(h.sim.state.total_calls(), expected, "{calls:?}");
+    assert_eq!(h.sim.state.calls_to("cms.DescribeMetricLast"), expected);
+}
+
+#[tokio::test]
+async fn discovery_and_monitor_calls_page_through_a_large_region() {
+    let estate = Estate::from_toml(
+        r#"regions = ["cn-hangzhou"]
+[[accounts]]
+account_id = "100"
+access_key_id = "LTAIbig"
+access_key_secret = "big-secret"
+[[accounts.generate]]
+product = "clb"
+region = "cn-hangzhou"
+count = 1100
+prefix = "lb-gen"
+"#,
+    )
+    .unwrap();
+    let h = harness_with(estate, |c| {
+        c.accounts[0].products = vec![multicloud_exporter::cloud::Product::Clb];
+        c.server.metric_concurrency = 8;
+    })
+    .await;
+    let snap = collect(&h).await;
+    assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
+    let t = text(&h, &snap);
+    assert_eq!(series(&t, "clb_active_connections"), 1100);
+    let v = raw_value(
+        "lb-gen-01099",
+        "InstanceActiveConnection",
+        "",
+        T60,
+        60,
+        false,
+    );
+    assert_eq!(
+        value(
+            &t,
+            "clb_active_connections",
+            &[("resource_id", "lb-gen-01099")]
+        ),
+        Some(v)
+    );
+    // 1100 load balancers: 11 pages of 100; every metric: all instances in 2 pages of 1000.
+    assert_eq!(h.sim.state.calls_to("slb.DescribeLoadBalancers"), 11);
+    let sources: usize =
+        h.rt.mappings
+            .families_for(
+                multicloud_exporter::cloud::Product::Clb,
+                multicloud_exporter::cloud::Cloud::Aliyun,
+            )
+            .iter()
+            .map(|f| f.sources.values().map(Vec::len).sum::<usize>())
+            .sum();
+    assert_eq!(
+        h.sim.state.calls_to("cms.DescribeMetricLast"),
+        2 * sources as u64
+    );
+}
+
+#[tokio::test]
+async fn throttling_is_retried_and_recovers() {
+    let h = harness_with(Estate::builtin(), |c| c.accounts.truncate(1)).await;
+    h.sim.state.inject(Fault {
+        api: Some("cms.DescribeMetricLast".into()),
+        kind: FaultKind::Throttle,
+        times: 3,
+    });
+    h.sim.state.inject(Fault {
+        api: Some("slb.DescribeLoadBalancers".into()),
+        kind: FaultKind::ServerError,
+        times: 1,
+    });
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        assert!(j.success, "{} {}: {:?}", j.region, j.product, j.error);
+    }
+    let t = text(&h, &snap);
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_rate_limit_total",
+            &[("api", "DescribeMetricLast")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_request_total",
+            &[("api", "DescribeMetricLast"), ("status", "limit_error")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_request_total",
+            &[("api", "DescribeLoadBalancers"), ("status", "server_error")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(series(&t, "clb_active_connections"), 3);
+}
+
+#[tokio::test]
+async fn wrong_secret_is_an_auth_error_without_retries() {
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].access_key_secret = config::Secret::new("wrong");
+    })
+    .await;
+    let snap = collect(&h).await;
+    let jobs = snap.jobs.len() as u64;
+    assert_eq!(jobs, 12);
+    assert!(snap.jobs.iter().all(|j| !j.success));
+    assert!(snap
+        .jobs
+        .iter()
+        .all(|j| j.error.as_ref().unwrap().class
+            == multicloud_exporter::cloud::ErrorClass::AuthError));
+    // One call per job (its discovery), none retried.
+    assert_eq!(h.sim.state.total_calls(), jobs);
+    let t = text(&h, &snap);
+    assert!(!t.contains("wrong"));
+    assert_eq!(series(&t, "multicloud_scrape_success"), 12);
+    assert!(t.contains(r#"multicloud_scrape_success{account_id="1234567890123456",cloud_provider="aliyun",product="clb",region="cn-hangzhou"} 0"#));
+}
+
+async fn serve(rt: Arc<Runtime>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = ServerState::new(Collector::new(rt));
+    tokio::spawn(server::run(listener, state, 64, std::future::pending()));
+    addr
+}
+
+async fn get(addr: SocketAddr, path: &str, timeout_header: Option<&str>) -> (u16, String) {
+    let mut req = reqwest::Client::new().get(format!("http://{addr}{path}"));
+    if let Some(t) = timeout_header {
+        req = req.header("X-Prometheus-Scrape-Timeout-Seconds", t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_passed_deadline_gives_partial_output_not_an_error() {
+    let h = harness_with(Estate::builtin(), |c| c.accounts.truncate(1)).await;
+    h.sim.state.inject(Fault {
+        api: Some("vpc.DescribeCommonBandwidthPackages".into()),
+        kind: FaultKind::Hang,
+        times: 10,
+    });
+    let addr = serve(h.rt.clone()).await;
+    let (status, body) = get(addr, "/metrics", Some("2")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains(r#"multicloud_scrape_success{account_id="1234567890123456",cloud_provider="aliyun",product="bwp",region="cn-hangzhou"} 0"#), "{body}");
+    assert!(body.contains(r#"multicloud_scrape_success{account_id="1234567890123456",cloud_provider="aliyun",product="clb",region="cn-hangzhou"} 1"#), "{body}");
+    assert!(series(&body, "clb_active_connections") == 3);
+    assert_eq!(series(&body, "bwp_in_bytes_per_second"), 0);
+}
+
+#[tokio::test]
+async fn concurrent_scrapes_share_one_collection() {
+    // What one scrape costs.
+    let one = harness().await;
+    collect(&one).await;
+    let single = one.sim.state.total_calls();
+
+    let h = harness().await;
+    let addr = serve(h.rt.clone()).await;
+    let (a, b) = tokio::join!(get(addr, "/metrics", None), get(addr, "/metrics", None));
+    assert_eq!((a.0, b.0), (200, 200));
+    assert_eq!(h.sim.state.total_calls(), single);
+    assert_eq!(stable(&a.1), stable(&b.1));
+    let (_, third) = get(addr, "/metrics", None).await;
+    // Within the result cache TTL (the smallest period, 60 s) a later scrape costs nothing.
+    assert_eq!(h.sim.state.total_calls(), single);
+    assert_eq!(
+        value(&third, "multicloud_scrapes_total", &[("result", "cached")]),
+        Some(1.0)
+    );
+    let joined = value(&third, "multicloud_scrapes_total", &[("result", "joined")]).unwrap_or(0.0);
+    let cached_second = value(
+        &third,
+        "multicloud_scrapes_total",
+        &[("result", "collected")],
+    );
+    assert_eq!(cached_second, Some(1.0));
+    assert!(joined <= 1.0);
+}
+
+#[tokio::test]
+async fn a_deleted_resource_disappears_after_the_discovery_ttl() {
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].products = vec![multicloud_exporter::cloud::Product::Clb];
+        c.server.discovery_ttl = Duration::from_millis(1500);
+        c.server.result_cache_ttl = Some(Duration::ZERO);
+    })
+    .await;
+    let t = text(&h, &collect(&h).await);
+    assert!(value(
+        &t,
+        "clb_active_connections",
+        &[("resource_id", "lb-bp1demo0002")]
+    )
+    .is_some());
+    assert!(h.sim.state.remove_resource("lb-bp1demo0002"));
+    // Still cached.
+    let t = text(&h, &collect(&h).await);
+    assert!(t.contains("resource_id=\"lb-bp1demo0002\""));
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let t = text(&h, &collect(&h).await);
+    assert!(!t.contains("resource_id=\"lb-bp1demo0002\""), "{t}");
+    assert_eq!(series(&t, "clb_active_connections"), 2);
+}
+
+#[tokio::test]
+async fn health_readiness_and_landing_never_call_a_cloud() {
+    let h = harness().await;
+    let addr = serve(h.rt.clone()).await;
+    assert_eq!(get(addr, "/healthz", None).await, (200, "ok\n".to_string()));
+    assert_eq!(get(addr, "/-/ready", None).await.0, 200);
+    assert!(get(addr, "/", None).await.1.contains("/metrics"));
+    assert_eq!(get(addr, "/nope", None).await.0, 404);
+    assert_eq!(h.sim.state.total_calls(), 0);
+}
+
+#[tokio::test]
+async fn malformed_and_truncated_answers_fail_only_their_job() {
+    let h = harness_with(Estate::builtin(), |c| c.accounts.truncate(1)).await;
+    h.sim.state.inject(Fault {
+        api: Some("alb.ListLoadBalancers".into()),
+        kind: FaultKind::Malformed,
+        times: 10,
+    });
+    h.sim.state.inject(Fault {
+        api: Some("nlb.ListLoadBalancers".into()),
+        kind: FaultKind::Truncated,
+        times: 10,
+    });
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        let broken = matches!(
+            j.product,
+            multicloud_exporter::cloud::Product::Alb | multicloud_exporter::cloud::Product::Nlb
+        );
+        assert_eq!(j.success, !broken, "{} {}", j.region, j.product);
+        if broken {
+            assert_eq!(
+                j.error.as_ref().unwrap().class,
+                multicloud_exporter::cloud::ErrorClass::BadResponse
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn golden_exposition_passes_promtool() {
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/demo.prom");
+    let Ok(out) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(golden).unwrap())
+        .output()
+    else {
+        if std::env::var_os("CI").is_some() {
+            panic!("promtool is required when CI is set (Debian package prometheus)");
+        }
+        eprintln!("skipped: promtool not installed (apt-get install prometheus)");
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
