@@ -122,17 +122,11 @@ fn stable(text: &str) -> String {
         "multicloud_config",
     ];
     let mut out = String::new();
-    let mut skip = false;
     for l in text.lines() {
         let name = l
             .trim_start_matches("# HELP ")
             .trim_start_matches("# TYPE ");
-        if l.starts_with('#') {
-            skip = volatile.iter().any(|v| name.starts_with(v));
-        } else {
-            skip = volatile.iter().any(|v| l.starts_with(v));
-        }
-        if !skip {
+        if !volatile.iter().any(|v| name.starts_with(v)) {
             out.push_str(l);
             out.push('\n');
         }
