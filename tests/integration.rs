@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use multicloud_exporter::clock::Clock;
+use multicloud_exporter::cloud::Product;
 use multicloud_exporter::config::{self, Config};
 use multicloud_exporter::mapping::MappingSet;
 use multicloud_exporter::render::{render, Snapshot};
@@ -339,7 +340,7 @@ prefix = "lb-gen"
     )
     .unwrap();
     let h = harness_with(estate, |c| {
-        c.accounts[0].products = vec![multicloud_exporter::cloud::Product::Clb];
+        c.accounts[0].products = vec![Product::Clb];
         c.server.metric_concurrency = 8;
     })
     .await;
@@ -367,10 +368,7 @@ prefix = "lb-gen"
     assert_eq!(h.sim.state.calls_to("slb.DescribeLoadBalancers"), 11);
     let sources: usize =
         h.rt.mappings
-            .families_for(
-                multicloud_exporter::cloud::Product::Clb,
-                multicloud_exporter::cloud::Cloud::Aliyun,
-            )
+            .families_for(Product::Clb, multicloud_exporter::cloud::Cloud::Aliyun)
             .iter()
             .map(|f| f.sources.values().map(Vec::len).sum::<usize>())
             .sum();
@@ -468,18 +466,23 @@ async fn get(addr: SocketAddr, path: &str, timeout_header: Option<&str>) -> (u16
 
 #[tokio::test]
 async fn a_passed_deadline_gives_partial_output_not_an_error() {
-    let h = harness_with(Estate::builtin(), |c| c.accounts.truncate(1)).await;
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].regions = vec!["cn-hangzhou".into()];
+        c.accounts[0].products = vec![Product::Clb, Product::Bwp];
+    })
+    .await;
     h.sim.state.inject(Fault {
         api: Some("vpc.DescribeCommonBandwidthPackages".into()),
         kind: FaultKind::Hang,
         times: 10,
     });
     let addr = serve(h.rt.clone()).await;
-    let (status, body) = get(addr, "/metrics", Some("2")).await;
+    let (status, body) = get(addr, "/metrics", Some("4")).await;
     assert_eq!(status, 200);
     assert!(body.contains(r#"multicloud_scrape_success{account_id="1234567890123456",cloud_provider="aliyun",product="bwp",region="cn-hangzhou"} 0"#), "{body}");
     assert!(body.contains(r#"multicloud_scrape_success{account_id="1234567890123456",cloud_provider="aliyun",product="clb",region="cn-hangzhou"} 1"#), "{body}");
-    assert!(series(&body, "clb_active_connections") == 3);
+    assert_eq!(series(&body, "clb_active_connections"), 2);
     assert_eq!(series(&body, "bwp_in_bytes_per_second"), 0);
 }
 
@@ -517,7 +520,7 @@ async fn concurrent_scrapes_share_one_collection() {
 async fn a_deleted_resource_disappears_after_the_discovery_ttl() {
     let h = harness_with(Estate::builtin(), |c| {
         c.accounts.truncate(1);
-        c.accounts[0].products = vec![multicloud_exporter::cloud::Product::Clb];
+        c.accounts[0].products = vec![Product::Clb];
         c.server.discovery_ttl = Duration::from_millis(1500);
         c.server.result_cache_ttl = Some(Duration::ZERO);
     })
@@ -565,10 +568,7 @@ async fn malformed_and_truncated_answers_fail_only_their_job() {
     });
     let snap = collect(&h).await;
     for j in &snap.jobs {
-        let broken = matches!(
-            j.product,
-            multicloud_exporter::cloud::Product::Alb | multicloud_exporter::cloud::Product::Nlb
-        );
+        let broken = matches!(j.product, Product::Alb | Product::Nlb);
         assert_eq!(j.success, !broken, "{} {}", j.region, j.product);
         if broken {
             assert_eq!(
@@ -597,5 +597,56 @@ async fn golden_exposition_passes_promtool() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn all_regions_come_from_describe_regions() {
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].regions = vec!["*".into()];
+        c.accounts[0].products = vec![Product::Clb];
+    })
+    .await;
+    let snap = collect(&h).await;
+    let regions: Vec<&str> = snap.jobs.iter().map(|j| j.region.as_str()).collect();
+    assert_eq!(regions, vec!["cn-beijing", "cn-hangzhou", "cn-shanghai"]);
+    assert!(snap.jobs.iter().all(|j| j.success));
+    assert_eq!(h.sim.state.calls_to("slb.DescribeRegions"), 1);
+    // Cached: a second collection does not list regions again.
+    collect(&h).await;
+    assert_eq!(h.sim.state.calls_to("slb.DescribeRegions"), 1);
+}
+
+#[tokio::test]
+async fn static_shards_split_the_jobs_exactly_once() {
+    let mut owned: Vec<(String, String, Product)> = Vec::new();
+    let mut total_calls = 0;
+    for index in 0..3 {
+        let h = harness_with(Estate::builtin(), |c| {
+            c.cluster.workers = 3;
+            c.cluster.index = index;
+        })
+        .await;
+        let snap = collect(&h).await;
+        assert!(snap.jobs.iter().all(|j| j.success));
+        owned.extend(
+            snap.jobs
+                .iter()
+                .map(|j| (j.account_id.clone(), j.region.clone(), j.product)),
+        );
+        total_calls += h.sim.state.calls_to("cms.DescribeMetricLast");
+    }
+    owned.sort();
+    let before = owned.len();
+    owned.dedup();
+    assert_eq!(before, owned.len(), "a job owned twice");
+    assert_eq!(owned.len(), 18, "every job owned once");
+    // Together the shards make the monitor calls of one unsharded replica.
+    let whole = harness().await;
+    collect(&whole).await;
+    assert_eq!(
+        total_calls,
+        whole.sim.state.calls_to("cms.DescribeMetricLast")
     );
 }

@@ -84,10 +84,10 @@ impl Limiters {
         };
         map.entry((cloud, account.to_string(), api.to_string()))
             .or_insert_with(|| {
-                // A burst of a fifth of the rate keeps any one-second window under
-                // rate × 1.2 = 96 % of the quota.
+                // No burst: calls are evenly spaced, so no one-second window of the cloud's
+                // quota counter sees more than rate + 1 calls, even when they bunch in transit.
                 let rate = documented_quota(cloud, api) * SAFE_FRACTION;
-                Arc::new(TokenBucket::new(rate, (rate / 5.0).max(1.0)))
+                Arc::new(TokenBucket::new(rate, 1.0))
             })
             .clone()
     }
