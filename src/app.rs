@@ -195,14 +195,18 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let rt = build_runtime(config, mappings, Clock::System)?;
             discover(&rt, &filter, Instant::now() + timeout, json).await
         }
-        Command::Sim { estate } => {
+        Command::Sim { estate, latency_ms } => {
             init_logging(g.log_level.as_deref().unwrap_or("info"), LogFormat::Text);
             let estate = match estate {
                 Some(p) => Estate::from_file(&p)?,
                 None => Estate::builtin(),
             };
             let addr = config::parse_listen(g.listen.as_deref().unwrap_or("127.0.0.1:18080"))?;
-            let state = Arc::new(SimState::new(estate, Clock::System, SimSettings::default()));
+            let settings = SimSettings {
+                latency: Duration::from_millis(latency_ms),
+                ..SimSettings::default()
+            };
+            let state = Arc::new(SimState::new(estate, Clock::System, settings));
             let sim = Simulator::start(addr, state)
                 .await
                 .map_err(|e| format!("simulator: cannot listen on {addr}: {e}"))?;

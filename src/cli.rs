@@ -85,6 +85,9 @@ pub enum Command {
         /// Estate file (TOML); the built-in estate when absent.
         #[arg(long)]
         estate: Option<PathBuf>,
+        /// Latency added to every call, in milliseconds.
+        #[arg(long = "latency-ms", default_value_t = 0)]
+        latency_ms: u64,
     },
     /// Start the simulator and the exporter against it: the first thing to run.
     Demo {

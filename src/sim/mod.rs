@@ -7,7 +7,9 @@
 //! `Authorization` scheme), so one port serves a whole cloud.
 //!
 //! Control endpoints for the standalone `sim` command: `GET /_sim/calls` (JSON counts per API),
-//! `POST /_sim/reset` (zero the counts).
+//! `POST /_sim/reset` (zero the counts), `POST /_sim/faults` with a JSON body
+//! `{"api": "cms.DescribeMetricLast", "kind": "throttle", "times": 3}` (`api` optional; kinds
+//! `latency` with `"ms"`, `server_error`, `throttle`, `malformed`, `truncated`, `hang`, `auth`).
 
 pub mod aliyun;
 pub mod estate;
@@ -346,6 +348,13 @@ async fn handle(
             state.reset_calls();
             SimResponse::json(200, &serde_json::json!({"reset": true}))
         }
+        "/_sim/faults" if sreq.method == "POST" => match parse_fault(&sreq.body) {
+            Ok(f) => {
+                state.inject(f);
+                SimResponse::json(200, &serde_json::json!({"injected": true}))
+            }
+            Err(e) => SimResponse::json(400, &serde_json::json!({"error": e})),
+        },
         _ => aliyun::handle(&state, &sreq).await,
     };
     let mut r = Response::new(Full::new(Bytes::from(resp.body)));
@@ -357,6 +366,33 @@ async fn handle(
     Ok(r)
 }
 
+/// Parse a `/_sim/faults` body.
+pub fn parse_fault(body: &[u8]) -> Result<Fault, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+    let kind = match v.get("kind").and_then(|k| k.as_str()).unwrap_or("") {
+        "latency" => FaultKind::Latency(Duration::from_millis(
+            v.get("ms").and_then(|m| m.as_u64()).unwrap_or(1000),
+        )),
+        "server_error" => FaultKind::ServerError,
+        "throttle" => FaultKind::Throttle,
+        "malformed" => FaultKind::Malformed,
+        "truncated" => FaultKind::Truncated,
+        "hang" => FaultKind::Hang,
+        "auth" => FaultKind::AuthFailure,
+        other => return Err(format!("unknown fault kind {other:?}: use latency, server_error, throttle, malformed, truncated, hang or auth")),
+    };
+    Ok(Fault {
+        api: v.get("api").and_then(|a| a.as_str()).map(str::to_string),
+        kind,
+        times: v
+            .get("times")
+            .and_then(|t| t.as_u64())
+            .unwrap_or(1)
+            .min(u64::from(u32::MAX)) as u32,
+    })
+}
+
 /// Start a simulator over the built-in estate on `addr` with the system clock.
 pub async fn start_builtin(addr: SocketAddr) -> std::io::Result<Simulator> {
     let state = Arc::new(SimState::new(
@@ -365,4 +401,46 @@ pub async fn start_builtin(addr: SocketAddr) -> std::io::Result<Simulator> {
         SimSettings::default(),
     ));
     Simulator::start(addr, state).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faults_parse_and_are_consumed_in_order() {
+        let f = parse_fault(br#"{"api":"cms.DescribeMetricLast","kind":"throttle","times":2}"#)
+            .unwrap();
+        assert_eq!(f.kind, FaultKind::Throttle);
+        assert!(parse_fault(br#"{"kind":"boom"}"#).is_err());
+        let state = SimState::new(Estate::builtin(), Clock::Fixed(0), SimSettings::default());
+        state.inject(f);
+        assert_eq!(state.take_fault("slb.DescribeRegions"), None);
+        assert_eq!(
+            state.take_fault("cms.DescribeMetricLast"),
+            Some(FaultKind::Throttle)
+        );
+        assert_eq!(
+            state.take_fault("cms.DescribeMetricLast"),
+            Some(FaultKind::Throttle)
+        );
+        assert_eq!(state.take_fault("cms.DescribeMetricLast"), None);
+    }
+
+    #[test]
+    fn quota_throttles_past_the_limit_per_second() {
+        let state = SimState::new(
+            Estate::builtin(),
+            Clock::Fixed(0),
+            SimSettings {
+                qps_limit: 3,
+                ..SimSettings::default()
+            },
+        );
+        for _ in 0..3 {
+            assert!(state.within_quota("a", "cms.DescribeMetricLast"));
+        }
+        assert!(!state.within_quota("a", "cms.DescribeMetricLast"));
+        assert!(state.within_quota("b", "cms.DescribeMetricLast"));
+    }
 }
