@@ -650,3 +650,21 @@ async fn static_shards_split_the_jobs_exactly_once() {
         whole.sim.state.calls_to("cms.DescribeMetricLast")
     );
 }
+
+#[tokio::test]
+async fn buckets_are_listed_once_per_account_for_all_regions() {
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].products = vec![Product::S3];
+    })
+    .await;
+    let snap = collect(&h).await;
+    assert_eq!(snap.jobs.len(), 2);
+    assert!(snap
+        .jobs
+        .iter()
+        .all(|j| j.success && j.resources.len() == 1));
+    assert_eq!(h.sim.state.calls_to("oss.ListBuckets"), 1);
+    // One ListTagResources per region with buckets.
+    assert_eq!(h.sim.state.calls_to("tag.ListTagResources"), 2);
+}

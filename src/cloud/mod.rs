@@ -288,8 +288,12 @@ pub struct CallContext {
 
 impl Provider {
     /// The provider of an account, sharing the process-wide HTTP machinery.
-    pub fn new(account: &AccountConfig, shared: &http::Shared) -> Provider {
-        Provider::Aliyun(aliyun::AliyunProvider::new(account, shared))
+    pub fn new(
+        account: &AccountConfig,
+        shared: &http::Shared,
+        discovery_ttl: std::time::Duration,
+    ) -> Provider {
+        Provider::Aliyun(aliyun::AliyunProvider::new(account, shared, discovery_ttl))
     }
 
     /// Every region the account can use (for `regions = ["*"]`).

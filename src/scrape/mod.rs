@@ -50,7 +50,7 @@ impl Runtime {
         let providers = config
             .accounts
             .iter()
-            .map(|a| Provider::new(a, &shared))
+            .map(|a| Provider::new(a, &shared, config.server.discovery_ttl))
             .collect();
         let ttl = config.server.discovery_ttl;
         Runtime {

@@ -299,14 +299,14 @@ async fn buckets_in_region(
     region: &str,
     deadline: Instant,
 ) -> Result<Vec<Resource>, CloudError> {
-    let all = list_buckets(p, region, deadline).await?;
+    let all = p.buckets(region, deadline).await?;
     let mut out: Vec<Resource> = all
-        .into_iter()
+        .iter()
         .filter(|(_, r)| r == region)
         .map(|(name, r)| Resource {
             id: name.clone(),
-            name,
-            region: r,
+            name: name.clone(),
+            region: r.clone(),
             tags: BTreeMap::new(),
         })
         .collect();

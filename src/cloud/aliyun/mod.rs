@@ -47,6 +47,8 @@ pub struct AliyunProvider {
     periods: TtlCache<String, Arc<PeriodTable>>,
     /// Observed series per resource for each (namespace, metric), for the batching choice.
     fan_out: Mutex<HashMap<(String, String), f64>>,
+    /// The account's bucket list (ListBuckets is account-wide): one call serves every region.
+    buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
 }
 
 /// How long period metadata is kept.
@@ -54,7 +56,11 @@ pub const METADATA_TTL: std::time::Duration = std::time::Duration::from_secs(24 
 
 impl AliyunProvider {
     /// The provider of an account.
-    pub fn new(account: &AccountConfig, shared: &Shared) -> AliyunProvider {
+    pub fn new(
+        account: &AccountConfig,
+        shared: &Shared,
+        discovery_ttl: std::time::Duration,
+    ) -> AliyunProvider {
         AliyunProvider {
             shared: shared.clone(),
             account_id: account.account_id.clone(),
@@ -65,6 +71,7 @@ impl AliyunProvider {
             endpoints: account.endpoints.clone(),
             periods: TtlCache::new("aliyun_metadata", 256, METADATA_TTL),
             fan_out: Mutex::new(HashMap::new()),
+            buckets: TtlCache::new("aliyun_buckets", 1, discovery_ttl),
         }
     }
 
@@ -185,6 +192,21 @@ impl AliyunProvider {
         self.periods
             .get_or_fetch(namespace.to_string(), || async {
                 cms::describe_metric_meta_list(self, namespace, region, deadline)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+    }
+
+    /// The account's buckets as (name, region), listed once per discovery TTL.
+    pub async fn buckets(
+        &self,
+        region: &str,
+        deadline: Instant,
+    ) -> Result<Arc<Vec<(String, String)>>, CloudError> {
+        self.buckets
+            .get_or_fetch((), || async {
+                discovery::list_buckets(self, region, deadline)
                     .await
                     .map(Arc::new)
             })
