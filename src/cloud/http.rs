@@ -42,6 +42,9 @@ impl Shared {
         let client = reqwest::Client::builder()
             .user_agent(concat!("multicloud-exporter/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
+            // Never follow redirects: a 3xx to another host would carry the signed headers
+            // (including an STS token) there. A redirect is a bad_response.
+            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| format!("building the HTTP client: {e}"))?;
@@ -107,10 +110,16 @@ pub async fn send(
     let max = shared.max_response_bytes;
     let call = async {
         let mut response = request.send().await.map_err(|e| {
-            site.error(
-                ErrorClass::ServerError,
-                format!("transport: {}", transport_message(e)),
-            )
+            let connect = e.is_connect();
+            let message = transport_message(e);
+            // A regional host that does not resolve means the product is not offered in that
+            // region: skip the job instead of retrying every scrape.
+            let class = if connect && message.contains("dns error") {
+                ErrorClass::RegionSkip
+            } else {
+                ErrorClass::ServerError
+            };
+            site.error(class, format!("transport: {message}"))
         })?;
         let status = response.status().as_u16();
         let mut body = BytesMut::new();

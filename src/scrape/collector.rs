@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{collect, JobFilter, Runtime};
 use crate::render::Snapshot;
@@ -122,12 +123,18 @@ impl Collector {
                     let inner = self.inner.clone();
                     let rt2 = rt.clone();
                     let handle = tokio::spawn(async move {
-                        let snap = Arc::new(collect(rt2, &JobFilter::default(), deadline).await);
+                        // Frees the slot however the task ends, a panic included.
+                        let _clear = ClearSlot {
+                            inner: inner.clone(),
+                            generation,
+                        };
+                        let span = tracing::info_span!("collection", generation);
+                        let snap = Arc::new(
+                            collect(rt2, &JobFilter::default(), deadline)
+                                .instrument(span)
+                                .await,
+                        );
                         *lock(&inner.last) = Some((Instant::now(), snap.clone()));
-                        let mut slot = lock(&inner.in_flight);
-                        if slot.as_ref().is_some_and(|(g, _)| *g == generation) {
-                            *slot = None;
-                        }
                         snap
                     });
                     let fut: InFlight = async move {
@@ -148,6 +155,33 @@ impl Collector {
             .scrapes
             .with_label_values(&[source.as_str()])
             .inc();
-        (fut.await, source)
+        if source == ScrapeSource::Collected {
+            // The collection itself stops at this scrape's deadline.
+            return (fut.await, source);
+        }
+        // A joiner may have a shorter deadline than the collection it joined: it waits only
+        // until its own, then answers with the previous result (or nothing) rather than late.
+        match tokio::time::timeout_at(deadline, fut).await {
+            Ok(snap) => (snap, source),
+            Err(_) => {
+                let previous = lock(&self.inner.last).clone().map(|(_, s)| s);
+                (previous.unwrap_or_default(), source)
+            }
+        }
+    }
+}
+
+/// Clears the in-flight slot of its generation when dropped.
+struct ClearSlot {
+    inner: Arc<Inner>,
+    generation: u64,
+}
+
+impl Drop for ClearSlot {
+    fn drop(&mut self) {
+        let mut slot = lock(&self.inner.in_flight);
+        if slot.as_ref().is_some_and(|(g, _)| *g == self.generation) {
+            *slot = None;
+        }
     }
 }

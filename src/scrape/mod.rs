@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, info_span, warn, Instrument};
 
 use crate::cloud::http::Shared;
 use crate::cloud::{
@@ -367,7 +367,14 @@ pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) ->
                                 let rt = rt.clone();
                                 let done = done.clone();
                                 async move {
-                                    let r = run_job(&rt, &job, deadline).await;
+                                    let span = info_span!(
+                                        "job",
+                                        cloud = %job.cloud,
+                                        account = %job.account_id,
+                                        region = %job.region,
+                                        product = %job.product
+                                    );
+                                    let r = run_job(&rt, &job, deadline).instrument(span).await;
                                     if let Ok(mut d) = done.lock() {
                                         d.push(r);
                                     }

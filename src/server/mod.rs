@@ -52,7 +52,7 @@ pub fn scrape_deadline(header: Option<&str>, configured: Duration, now: Instant)
     let requested = header
         .and_then(|h| h.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
+        .map(|s| Duration::from_secs_f64(s.min(configured.as_secs_f64())));
     let timeout = requested.map_or(configured, |r| r.min(configured));
     let margin = (timeout / 10).min(Duration::from_secs(1));
     now + (timeout - margin)
@@ -247,6 +247,10 @@ mod tests {
         );
         assert_eq!(
             scrape_deadline(Some("junk"), cfg, now),
+            now + Duration::from_secs(49)
+        );
+        assert_eq!(
+            scrape_deadline(Some("1e300"), cfg, now),
             now + Duration::from_secs(49)
         );
         assert_eq!(

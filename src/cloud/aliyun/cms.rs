@@ -9,7 +9,8 @@ use futures_util::stream::{self, StreamExt};
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{value_string, AliyunProvider, Api, PeriodTable};
+use super::{next_token, value_string, AliyunProvider, Api, PeriodTable};
+use crate::cloud::http::CallSite;
 use crate::cloud::{CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, Point, Resource};
 use crate::mapping::ProductCloudSpec;
 
@@ -74,7 +75,8 @@ pub fn choose_period(
 /// of the newest period that has ended, `start` reaches one period plus the ingestion delay
 /// further back.
 pub fn window(now_ms: i64, period_s: u64, ingestion_delay_s: u64) -> (i64, i64) {
-    let p = (period_s.max(1) * 1000) as i64;
+    // Periods come from metadata or config; a day is 86 400 s, so this cannot overflow.
+    let p = (period_s.clamp(1, 366 * 86_400) * 1000) as i64;
     let aligned = now_ms.div_euclid(p) * p;
     let end = aligned - p;
     let back = 1 + ingestion_delay_s.div_ceil(period_s.max(1)) as i64;
@@ -126,6 +128,7 @@ pub async fn describe_metric_meta_list(
 ) -> Result<PeriodTable, CloudError> {
     let mut table = PeriodTable::new();
     let mut page = 1usize;
+    let mut received = 0usize;
     loop {
         let params = vec![
             ("Namespace".to_string(), namespace.to_string()),
@@ -159,7 +162,9 @@ pub async fn describe_metric_meta_list(
             .map(value_string)
             .and_then(|s| s.parse::<usize>().ok())
             .unwrap_or(0);
-        if rows.is_empty() || page * META_PAGE_SIZE >= total || page >= MAX_PAGES {
+        // Count what arrived rather than trusting the page size to have been honoured.
+        received += rows.len();
+        if rows.is_empty() || received >= total || page >= MAX_PAGES {
             break;
         }
         page += 1;
@@ -305,8 +310,9 @@ pub async fn fetch(
             let Some(ts) = row.get("timestamp").and_then(Value::as_i64) else {
                 continue;
             };
-            // A point whose period has not ended is incomplete.
-            if ts + (period * 1000) as i64 > now_ms {
+            // A point whose period has not ended is incomplete (or the period is absurd).
+            let period_ms = period.checked_mul(1000).and_then(|p| i64::try_from(p).ok());
+            if period_ms.is_none_or(|p| ts.saturating_add(p) > now_ms) {
                 continue;
             }
             matched += 1;
@@ -403,10 +409,12 @@ async fn run_query(
             _ => Vec::new(),
         };
         rows.extend(page);
-        token = v
-            .get("NextToken")
-            .map(value_string)
-            .filter(|t| !t.is_empty());
+        let site = CallSite {
+            cloud: crate::cloud::Cloud::Aliyun,
+            api: DESCRIBE_METRIC_LAST.action,
+            region,
+        };
+        token = next_token(site, &v, token.as_deref())?;
         if token.is_none() || calls as usize >= MAX_PAGES {
             break;
         }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::sign::{oss_v4_authorization, OssV4Request};
-use super::{value_string, AliyunProvider, Api};
+use super::{next_token, value_string, AliyunProvider, Api};
 use crate::cloud::http::{self, CallSite};
 use crate::cloud::retry::with_retry;
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
@@ -68,6 +68,14 @@ pub const TAG_ARNS_PER_CALL: usize = 50;
 pub const TAG_PAGE_SIZE: usize = 1000;
 pub const OSS_MAX_KEYS: usize = 1000;
 const MAX_PAGES: usize = 10_000;
+
+fn site<'a>(api: &'a str, region: &'a str) -> CallSite<'a> {
+    CallSite {
+        cloud: Cloud::Aliyun,
+        api,
+        region,
+    }
+}
 
 fn param(k: &str, v: impl ToString) -> (String, String) {
     (k.to_string(), v.to_string())
@@ -136,7 +144,7 @@ pub async fn discover(
             .await?
         }
         Product::Alb => {
-            next_token(
+            token_paged(
                 p,
                 ALB_LIST_LOAD_BALANCERS,
                 region,
@@ -146,7 +154,7 @@ pub async fn discover(
             .await?
         }
         Product::Nlb => {
-            next_token(
+            token_paged(
                 p,
                 NLB_LIST_LOAD_BALANCERS,
                 region,
@@ -156,7 +164,7 @@ pub async fn discover(
             .await?
         }
         Product::Gwlb => {
-            next_token(
+            token_paged(
                 p,
                 GWLB_LIST_LOAD_BALANCERS,
                 region,
@@ -244,7 +252,7 @@ async fn page_numbered(
     Ok(out)
 }
 
-async fn next_token(
+async fn token_paged(
     p: &AliyunProvider,
     api: Api,
     region: &str,
@@ -282,10 +290,7 @@ async fn next_token(
                 tags: tags_of(&r),
             });
         }
-        token = v
-            .get("NextToken")
-            .map(value_string)
-            .filter(|t| !t.is_empty());
+        token = next_token(site(api.action, region), &v, token.as_deref())?;
         if token.is_none() {
             break;
         }
@@ -371,10 +376,11 @@ pub async fn list_tag_resources(
                 let tags = tags_of(&serde_json::json!({ "Tags": custom }));
                 out.entry(arn).or_default().extend(tags);
             }
-            token = v
-                .get("NextToken")
-                .map(value_string)
-                .filter(|t| !t.is_empty());
+            token = next_token(
+                site(TAG_LIST_TAG_RESOURCES.action, region),
+                &v,
+                token.as_deref(),
+            )?;
             if token.is_none() {
                 break;
             }

@@ -80,11 +80,11 @@ impl AliyunProvider {
         if let Some(u) = self.endpoints.get(service).or(self.endpoint.as_ref()) {
             return u.clone();
         }
+        // The SDKs' "regional" endpoint rule: every product has `<product>.<region>.aliyuncs.com`
+        // (SLB, VPC and Tag also have central hosts, but only for the regions in the SDK's
+        // map; the regional host works everywhere).
         match service {
             "cms" => format!("https://metrics.{region}.aliyuncs.com"),
-            "slb" => "https://slb.aliyuncs.com".to_string(),
-            "vpc" => "https://vpc.aliyuncs.com".to_string(),
-            "tag" => "https://tag.aliyuncs.com".to_string(),
             "oss" => format!("https://oss-{region}.aliyuncs.com"),
             other => format!("https://{other}.{region}.aliyuncs.com"),
         }
@@ -296,6 +296,16 @@ fn field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a Value> {
 
 /// Classify an Aliyun error `Code` (and status) into an error class.
 pub fn classify(code: &str, status: u16) -> ErrorClass {
+    // Some answers carry an HTTP-like number as their code (`"Code": "500"`).
+    if let Ok(n) = code.parse::<u16>() {
+        return match n {
+            429 => ErrorClass::LimitError,
+            401 | 403 => ErrorClass::AuthError,
+            500..=599 => ErrorClass::ServerError,
+            _ if status >= 500 => ErrorClass::ServerError,
+            _ => ErrorClass::BadResponse,
+        };
+    }
     if code.starts_with("Throttling") || code == "QpsLimitExceeded" || status == 429 {
         ErrorClass::LimitError
     } else if code == "ServiceUnavailable" || code.starts_with("InternalError") || status >= 500 {
@@ -311,6 +321,7 @@ pub fn classify(code: &str, status: u16) -> ErrorClass {
         || code == "AccessForbidden"
         || code == "AccessDenied"
         || code == "InvalidAccessKeySecret"
+        || code == "RequestTimeTooSkewed"
     {
         ErrorClass::AuthError
     } else if code == "InvalidRegionId"
@@ -392,6 +403,30 @@ fn api_error(site: CallSite<'_>, status: u16, v: &Value, code: &str) -> CloudErr
     }
 }
 
+/// The next page cursor of an answer: `None` when the listing is complete. A cursor equal to the
+/// one just sent would loop for ever, so it is an error.
+pub fn next_token(
+    site: CallSite<'_>,
+    v: &Value,
+    sent: Option<&str>,
+) -> Result<Option<String>, CloudError> {
+    let next = v
+        .get("NextToken")
+        .map(value_string)
+        .filter(|t| !t.is_empty());
+    if next.is_some() && next.as_deref() == sent {
+        return Err(CloudError {
+            http_status: Some(200),
+            request_id: v.get("RequestId").map(value_string),
+            ..site.error(
+                ErrorClass::BadResponse,
+                "NextToken repeats the token sent; stopping instead of looping",
+            )
+        });
+    }
+    Ok(next)
+}
+
 /// A JSON scalar as a string (`"60"` and `60` both give "60").
 pub fn value_string(v: &Value) -> String {
     match v {
@@ -424,6 +459,10 @@ mod tests {
             ("InvalidTimeStamp.Expired", 400, ErrorClass::AuthError),
             ("InvalidRegionId", 400, ErrorClass::RegionSkip),
             ("ParameterInvalid", 400, ErrorClass::BadResponse),
+            ("500", 200, ErrorClass::ServerError),
+            ("429", 200, ErrorClass::LimitError),
+            ("403", 200, ErrorClass::AuthError),
+            ("RequestTimeTooSkewed", 403, ErrorClass::AuthError),
         ];
         for (code, status, class) in cases {
             assert_eq!(classify(code, status), class, "{code}");
@@ -442,6 +481,49 @@ mod tests {
         assert_eq!(e.class, ErrorClass::ServerError);
         let e = parse_rpc_response(SITE, 200, b"{\"Datapoints\":").unwrap_err();
         assert_eq!(e.class, ErrorClass::BadResponse);
+    }
+
+    #[test]
+    fn default_endpoints_are_regional() {
+        let account = crate::config::for_simulator("http://x", &[], "127.0.0.1:0".parse().unwrap());
+        let mut a = crate::config::AccountConfig {
+            cloud: Cloud::Aliyun,
+            account_id: "1".into(),
+            access_key_id: "a".into(),
+            access_key_secret: Secret::new("s"),
+            security_token: None,
+            regions: vec![],
+            products: vec![],
+            endpoint: None,
+            endpoints: Default::default(),
+        };
+        let shared = Shared::new(
+            Arc::new(crate::render::SelfMetrics::new()),
+            1024,
+            std::time::Duration::from_secs(1),
+            crate::clock::Clock::System,
+        )
+        .unwrap();
+        let p = AliyunProvider::new(&a, &shared, std::time::Duration::from_secs(1));
+        assert_eq!(
+            p.base_url("cms", "cn-beijing"),
+            "https://metrics.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            p.base_url("slb", "ap-southeast-1"),
+            "https://slb.ap-southeast-1.aliyuncs.com"
+        );
+        assert_eq!(
+            p.base_url("oss", "cn-hangzhou"),
+            "https://oss-cn-hangzhou.aliyuncs.com"
+        );
+        a.endpoints
+            .insert("cms".into(), "http://127.0.0.1:1".into());
+        a.endpoint = Some("http://127.0.0.1:2".into());
+        let p = AliyunProvider::new(&a, &shared, std::time::Duration::from_secs(1));
+        assert_eq!(p.base_url("cms", "cn-beijing"), "http://127.0.0.1:1");
+        assert_eq!(p.base_url("alb", "cn-beijing"), "http://127.0.0.1:2");
+        drop(account);
     }
 
     #[test]
