@@ -446,6 +446,8 @@ async fn wrong_secret_is_an_auth_error_without_retries() {
     for j in &snap.jobs {
         let e = j.error.as_ref().unwrap();
         assert!(!format!("{e} {e:?}").contains("S3CR3T"), "{e:?}");
+        // The simulator answered with Aliyun's real error code.
+        assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
     }
     assert!(!format!("{:?}", h.rt.config).contains("S3CR3T"));
     assert_eq!(series(&t, "multicloud_scrape_success"), 12);
@@ -710,4 +712,116 @@ async fn a_joiner_answers_by_its_own_deadline() {
     // the scraper that started it got them all.
     assert_eq!(series(&quick.1, "clb_active_connections"), 0);
     assert_eq!(series(&slow.1, "clb_active_connections"), 2);
+}
+
+/// Run the built binary with arguments, off the async runtime.
+async fn run_binary(args: Vec<String>) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_multicloud-exporter"))
+            .args(&args)
+            .env_remove("MULTICLOUD_CONFIG")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+    .await
+    .unwrap()
+}
+
+fn write_temp(name: &str, text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("mce-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test]
+async fn check_config_lists_every_error_and_fails() {
+    let bad = write_temp(
+        "bad.toml",
+        "[server]\nscrape_interval = \"soon\"\n[[accounts]]\ncloud = \"aliyun\"\naccount_id = \"1\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = []\nproducts = [\"elb\"]\n",
+    );
+    let (code, _, err) = run_binary(vec!["check-config".into(), "--config.file".into(), bad]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("3 configuration errors"), "{err}");
+    for path in [
+        "server.scrape_interval:",
+        "accounts[0].regions:",
+        "accounts[0].products[0]:",
+    ] {
+        assert!(err.contains(path), "{path} missing in {err}");
+    }
+    let (code, out, _) = run_binary(vec![
+        "check-config".into(),
+        "--config.file".into(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml").into(),
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("OK"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_and_discover_run_against_the_simulator() {
+    let state = Arc::new(SimState::new(
+        Estate::builtin(),
+        Clock::System,
+        SimSettings::default(),
+    ));
+    let sim = Simulator::serve(TcpListener::bind("127.0.0.1:0").await.unwrap(), state).unwrap();
+    let cfg = write_temp(
+        "sim.toml",
+        &format!(
+            "[[accounts]]\ncloud = \"aliyun\"\naccount_id = \"1234567890123456\"\naccess_key_id = \"LTAI5tDEMOKEYID0001\"\naccess_key_secret = \"DemoSecretKey0001abcdefghijklmn\"\nregions = [\"cn-hangzhou\", \"cn-beijing\"]\nproducts = [\"clb\", \"s3\"]\nendpoint = \"{}\"\n",
+            sim.url()
+        ),
+    );
+    let (code, out, err) = run_binary(vec![
+        "once".into(),
+        "--config.file".into(),
+        cfg.clone(),
+        "--region".into(),
+        "cn-hangzhou".into(),
+        "--product".into(),
+        "clb".into(),
+        "--log.level".into(),
+        "warn".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(series(&out, "multicloud_scrape_success"), 1);
+    assert!(out.contains(r#"multicloud_scrape_success{account_id="1234567890123456",cloud_provider="aliyun",product="clb",region="cn-hangzhou"} 1"#), "{out}");
+    assert_eq!(series(&out, "clb_active_connections"), 2);
+    assert_eq!(series(&out, "s3_storage_bytes"), 0);
+
+    let (code, out, err) = run_binary(vec![
+        "discover".into(),
+        "--config.file".into(),
+        cfg,
+        "--json".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ids: BTreeSet<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["resource_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([
+            "demo-assets",
+            "demo-logs",
+            "lb-2zedemo0003",
+            "lb-bp1demo0001",
+            "lb-bp1demo0002"
+        ])
+    );
 }

@@ -147,7 +147,6 @@ pub async fn plan(
             {
                 Ok(r) => r.to_vec(),
                 Err(e) => {
-                    warn!(cloud = %account.cloud, account = %account.account_id, error = %e, "listing regions failed");
                     for product in &account.products {
                         let job = Job {
                             account: i,
@@ -237,14 +236,13 @@ pub async fn run_job(rt: &Runtime, job: &Job, deadline: Instant) -> JobResult {
     let cached = match discover_job(rt, job, deadline).await {
         Ok(c) => c,
         Err(e) => {
-            warn!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, class = %e.class, error = %e, "discovery failed");
             return job.failed(e, started.elapsed());
         }
     };
     let resources = cached.value.clone();
     let mut first_error = cached.refresh_error.clone();
     if let Some(e) = &first_error {
-        warn!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, error = %e, "discovery refresh failed; serving the previous resources");
+        debug!(error = %e, "discovery refresh failed; serving the previous resources");
     }
     let mut samples = Vec::new();
     let mut calls = 0;
@@ -268,7 +266,7 @@ pub async fn run_job(rt: &Runtime, job: &Job, deadline: Instant) -> JobResult {
             .await;
         calls += outcome.calls;
         if let Some(e) = outcome.errors.first() {
-            warn!(cloud = %job.cloud, account = %job.account_id, region = %job.region, product = %job.product, class = %e.class, failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
+            debug!(failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
             first_error.get_or_insert_with(|| e.clone());
         }
         let by_id: std::collections::HashMap<&str, &Resource> =
@@ -424,6 +422,7 @@ pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) ->
         );
     }
     results.append(&mut failed);
+    log_failures(&results);
     results.sort_by(|a, b| {
         (a.cloud, &a.account_id, &a.region, a.product).cmp(&(
             b.cloud,
@@ -448,6 +447,23 @@ pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) ->
         jobs: results,
         duration,
         smallest_period_s,
+    }
+}
+
+/// One log line per (account, error class) per scrape, however many jobs failed with it: an
+/// expired key must not flood the log with a line per region and product.
+fn log_failures(results: &[JobResult]) {
+    let mut by_class: BTreeMap<(Cloud, String, ErrorClass), (usize, &CloudError)> = BTreeMap::new();
+    for r in results {
+        if let Some(e) = &r.error {
+            by_class
+                .entry((r.cloud, r.account_id.clone(), e.class))
+                .or_insert((0, e))
+                .0 += 1;
+        }
+    }
+    for ((cloud, account, class), (jobs, first)) in by_class {
+        warn!(%cloud, %account, %class, jobs, first_error = %first, "jobs failed in this scrape");
     }
 }
 
