@@ -345,8 +345,3 @@ async fn discover(
         ExitCode::from(2)
     })
 }
-
-/// Deadline helper for tests and the CLI.
-pub fn deadline_in(d: Duration) -> Instant {
-    Instant::now() + d
-}

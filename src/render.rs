@@ -70,6 +70,7 @@ pub struct SelfMetrics {
     requests: IntCounterVec,
     request_duration: HistogramVec,
     rate_limits: IntCounterVec,
+    retries: IntCounterVec,
     /// Duration of collections.
     pub collection_duration: Histogram,
     /// Entries per cache.
@@ -117,6 +118,13 @@ impl SelfMetrics {
             Opts::new(
                 "multicloud_rate_limit_total",
                 "Cloud API calls answered with a throttling error.",
+            ),
+            &["cloud_provider", "api"],
+        ));
+        let retries = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_request_retries_total",
+                "Cloud API calls repeated after a throttling, 5xx or timeout error.",
             ),
             &["cloud_provider", "api"],
         ));
@@ -171,6 +179,7 @@ impl SelfMetrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_duration.clone()),
             Box::new(rate_limits.clone()),
+            Box::new(retries.clone()),
             Box::new(collection_duration.clone()),
             Box::new(cache_entries.clone()),
             Box::new(cache_bytes.clone()),
@@ -187,6 +196,7 @@ impl SelfMetrics {
             requests,
             request_duration,
             rate_limits,
+            retries,
             collection_duration,
             cache_entries,
             cache_bytes,
@@ -224,8 +234,10 @@ impl SelfMetrics {
         }
     }
 
-    /// Note an error that will be retried.
-    pub fn observe_retry(&self, _cloud: Cloud, _api: &str, _e: &CloudError) {}
+    /// Count a call that is about to be repeated.
+    pub fn observe_retry(&self, cloud: Cloud, api: &str) {
+        self.retries.with_label_values(&[cloud.as_str(), api]).inc();
+    }
 
     /// Calls counted so far for (cloud, api, status).
     pub fn request_count(&self, cloud: Cloud, api: &str, status: &str) -> u64 {

@@ -420,6 +420,14 @@ async fn throttling_is_retried_and_recovers() {
         ),
         Some(1.0)
     );
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_request_retries_total",
+            &[("api", "DescribeMetricLast")]
+        ),
+        Some(3.0)
+    );
     assert_eq!(series(&t, "clb_active_connections"), 3);
 }
 

@@ -591,7 +591,7 @@ async fn oss_get(
                 r
             }
         },
-        |e| shared.metrics.observe_retry(Cloud::Aliyun, api, e),
+        |_| shared.metrics.observe_retry(Cloud::Aliyun, api),
     )
     .await
 }

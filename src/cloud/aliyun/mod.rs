@@ -130,7 +130,7 @@ impl AliyunProvider {
                     r
                 }
             },
-            |e| metrics.observe_retry(Cloud::Aliyun, api.action, e),
+            |_| metrics.observe_retry(Cloud::Aliyun, api.action),
         )
         .await
     }
