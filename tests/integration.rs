@@ -524,7 +524,7 @@ async fn concurrent_scrapes_share_one_collection() {
     assert_eq!(h.sim.state.total_calls(), single);
     assert_eq!(stable(&a.1), stable(&b.1));
     let (_, third) = get(addr, "/metrics", None).await;
-    // Within the result cache TTL (the smallest period, 60 s) a later scrape costs nothing.
+    // Within the result cache time (55 s for the 60 s period) a later scrape costs nothing.
     assert_eq!(h.sim.state.total_calls(), single);
     assert_eq!(
         value(&third, "multicloud_scrapes_total", &[("result", "cached")]),

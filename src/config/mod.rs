@@ -78,8 +78,8 @@ pub struct ServerConfig {
     pub ingestion_delay: Duration,
     /// Longest single cloud call (`request_timeout`, 10s).
     pub request_timeout: Duration,
-    /// Reuse of a finished collection by later scrapes (`result_cache_ttl`); `None` = the
-    /// smallest period in use; `Some(0)` = off.
+    /// Reuse of a collection by later scrapes (`result_cache_ttl`); `None` = the smallest period
+    /// in use less a guard (see `scrape::collector`); `Some(0)` = off.
     pub result_cache_ttl: Option<Duration>,
     /// Regions collected at once per account (`region_concurrency`, 3).
     pub region_concurrency: usize,

@@ -90,10 +90,7 @@ impl Collector {
     fn cache_ttl(rt: &Runtime, snapshot: &Snapshot) -> Duration {
         match rt.config.server.result_cache_ttl {
             Some(t) => t,
-            None if snapshot.smallest_period_s > 0 => {
-                Duration::from_secs(snapshot.smallest_period_s)
-            }
-            None => Duration::ZERO,
+            None => default_result_cache_ttl(snapshot.smallest_period_s),
         }
     }
 
@@ -129,12 +126,13 @@ impl Collector {
                             generation,
                         };
                         let span = tracing::info_span!("collection", generation);
+                        let started = Instant::now();
                         let snap = Arc::new(
                             collect(rt2, &JobFilter::default(), deadline)
                                 .instrument(span)
                                 .await,
                         );
-                        *lock(&inner.last) = Some((Instant::now(), snap.clone()));
+                        *lock(&inner.last) = Some((started, snap.clone()));
                         snap
                     });
                     let fut: InFlight = async move {
@@ -171,6 +169,15 @@ impl Collector {
     }
 }
 
+/// The default reuse time of a collection: the smallest period in use, less a guard of a quarter
+/// of it (at most 5 s). Ages are counted from the collection's start, so a single Prometheus
+/// scraping once per period always gets a fresh collection, while the second server of an HA
+/// pair, scraping at another offset within the period, reuses the first one's.
+pub fn default_result_cache_ttl(smallest_period_s: u64) -> Duration {
+    let period = Duration::from_secs(smallest_period_s);
+    period - (period / 4).min(Duration::from_secs(5))
+}
+
 /// Clears the in-flight slot of its generation when dropped.
 struct ClearSlot {
     inner: Arc<Inner>,
@@ -183,5 +190,18 @@ impl Drop for ClearSlot {
         if slot.as_ref().is_some_and(|(g, _)| *g == self.generation) {
             *slot = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_cache_time_stays_below_the_period() {
+        assert_eq!(default_result_cache_ttl(60), Duration::from_secs(55));
+        assert_eq!(default_result_cache_ttl(300), Duration::from_secs(295));
+        assert_eq!(default_result_cache_ttl(10), Duration::from_millis(7500));
+        assert_eq!(default_result_cache_ttl(0), Duration::ZERO);
     }
 }
