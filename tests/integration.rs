@@ -833,3 +833,29 @@ async fn once_and_discover_run_against_the_simulator() {
         ])
     );
 }
+
+#[test]
+fn readme_documents_every_metric_family() {
+    let readme = include_str!("../README.md");
+    for f in &MappingSet::embedded().unwrap().families {
+        assert!(
+            readme.contains(&format!("`{}`", f.name)),
+            "README lacks {}",
+            f.name
+        );
+    }
+    for m in [
+        "multicloud_scrape_success",
+        "multicloud_scrape_duration_seconds",
+        "multicloud_discovered_resources",
+        "multicloud_resource_info",
+        "multicloud_request_total",
+        "multicloud_request_retries_total",
+        "multicloud_rate_limit_total",
+        "multicloud_scrapes_total",
+        "multicloud_cache_entries",
+        "multicloud_build_info",
+    ] {
+        assert!(readme.contains(m), "README lacks {m}");
+    }
+}
