@@ -859,3 +859,24 @@ fn readme_documents_every_metric_family() {
         assert!(readme.contains(m), "README lacks {m}");
     }
 }
+
+#[tokio::test]
+async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].products = vec![Product::Bwp];
+    })
+    .await;
+    let addr = serve(h.rt.clone()).await;
+    let r = reqwest::Client::new()
+        .get(format!("http://{addr}/metrics"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let body = r.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
+    assert_eq!(series(&text, "bwp_in_bytes_per_second"), 2);
+}

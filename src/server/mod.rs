@@ -70,6 +70,28 @@ fn text(
     r
 }
 
+/// Whether the request's `Accept-Encoding` allows gzip (Prometheus always sends it).
+pub fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|enc| {
+            let mut parts = enc.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+fn gzip_bytes(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(data)?;
+    enc.finish()
+}
+
 const LANDING: &str = r#"<!DOCTYPE html>
 <html><head><title>multicloud-exporter</title></head>
 <body><h1>multicloud-exporter</h1>
@@ -100,7 +122,19 @@ async fn route(
                 jobs = snapshot.jobs.len(),
                 "scrape answered"
             );
+            let gzip = accepts_gzip(req.headers());
             match render(&snapshot, &rt.mappings, &rt.shared.metrics) {
+                Ok(body) if gzip => match gzip_bytes(body.as_bytes()) {
+                    Ok(z) => {
+                        let mut r = text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, z);
+                        r.headers_mut().insert(
+                            hyper::header::CONTENT_ENCODING,
+                            HeaderValue::from_static("gzip"),
+                        );
+                        r
+                    }
+                    Err(_) => text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, body),
+                },
                 Ok(body) => text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, body),
                 Err(e) => {
                     warn!(error = %e, "rendering the exposition failed");
@@ -224,6 +258,26 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_used_when_accepted() {
+        let mut h = hyper::HeaderMap::new();
+        assert!(!accepts_gzip(&h));
+        h.insert(
+            hyper::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("deflate, gzip;q=0.5"),
+        );
+        assert!(accepts_gzip(&h));
+        h.insert(
+            hyper::header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0, identity"),
+        );
+        assert!(!accepts_gzip(&h));
+        let z = gzip_bytes(b"metric 1\n").unwrap();
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&z[..]), &mut out).unwrap();
+        assert_eq!(out, "metric 1\n");
+    }
 
     #[test]
     fn deadline_honours_the_header_capped_by_config_minus_margin() {
