@@ -594,9 +594,14 @@ async fn malformed_and_truncated_answers_fail_only_their_job() {
         kind: FaultKind::Truncated,
         times: 10,
     });
+    h.sim.state.inject(Fault {
+        api: Some("oss.ListBuckets".into()),
+        kind: FaultKind::Truncated,
+        times: 10,
+    });
     let snap = collect(&h).await;
     for j in &snap.jobs {
-        let broken = matches!(j.product, Product::Alb | Product::Nlb);
+        let broken = matches!(j.product, Product::Alb | Product::Nlb | Product::S3);
         assert_eq!(j.success, !broken, "{} {}", j.region, j.product);
         if broken {
             assert_eq!(

@@ -444,6 +444,7 @@ pub fn parse_list_buckets(xml: &[u8]) -> Result<BucketPage, String> {
     let mut location = String::new();
     let mut buf = Vec::new();
     let mut saw_root = false;
+    let mut closed_root = false;
     loop {
         match reader.read_event_into(&mut buf) {
             Ok(Event::Start(e)) => {
@@ -458,7 +459,10 @@ pub fn parse_list_buckets(xml: &[u8]) -> Result<BucketPage, String> {
                 }
                 path.push(tag);
             }
-            Ok(Event::End(_)) => {
+            Ok(Event::End(e)) => {
+                if e.name().as_ref() == b"ListAllMyBucketsResult" {
+                    closed_root = true;
+                }
                 if path.last().map(String::as_str) == Some("Bucket") && !name.is_empty() {
                     let r = if region.is_empty() {
                         location.trim_start_matches("oss-").to_string()
@@ -488,6 +492,10 @@ pub fn parse_list_buckets(xml: &[u8]) -> Result<BucketPage, String> {
     }
     if !saw_root {
         return Err("ListBuckets answer has no ListAllMyBucketsResult".into());
+    }
+    // A body cut short parses as far as it goes: only a closed document is complete.
+    if !closed_root {
+        return Err("ListBuckets answer ends before </ListAllMyBucketsResult> (truncated)".into());
     }
     Ok(page)
 }
@@ -624,6 +632,7 @@ mod tests {
         assert!(page.truncated);
         assert_eq!(page.next_marker.as_deref(), Some("b2"));
         assert!(parse_list_buckets(b"<Error><Code>X</Code></Error>").is_err());
+        assert!(parse_list_buckets(&xml[..xml.len() / 2]).is_err());
     }
 
     #[test]

@@ -76,7 +76,8 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
         if let Some(r) = fault(state, api, true).await {
             return r;
         }
-        return oss(state, req);
+        let resp = oss(state, req);
+        return truncate_if(state, api, resp);
     }
     error(
         400,
