@@ -885,3 +885,20 @@ async fn metrics_are_gzipped_when_the_scraper_accepts_it() {
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut text).unwrap();
     assert_eq!(series(&text, "bwp_in_bytes_per_second"), 2);
 }
+
+#[tokio::test]
+async fn an_answer_over_the_size_cap_fails_as_bad_response() {
+    let h = harness_with(Estate::builtin(), |c| {
+        c.accounts.truncate(1);
+        c.accounts[0].regions = vec!["cn-hangzhou".into()];
+        c.accounts[0].products = vec![Product::Clb];
+        c.server.max_response_bytes = 256;
+    })
+    .await;
+    let snap = collect(&h).await;
+    let e = snap.jobs[0].error.as_ref().unwrap();
+    assert_eq!(e.class, multicloud_exporter::cloud::ErrorClass::BadResponse);
+    assert!(e.message.contains("max_response_bytes (256)"), "{e}");
+    // Not retried: one discovery call.
+    assert_eq!(h.sim.state.total_calls(), 1);
+}
