@@ -232,7 +232,7 @@ impl std::error::Error for CloudError {}
 /// One source metric of a job to fetch: the mapping entry plus where its results go.
 #[derive(Clone, Debug)]
 pub struct FetchItem {
-    /// Index of the family in the job's family list.
+    /// Index of the family in `MappingSet::families`.
     pub family: usize,
     /// The source entry (metric, statistic, transform, labels).
     pub source: Arc<SourceSpec>,
