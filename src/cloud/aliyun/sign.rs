@@ -184,6 +184,31 @@ mod tests {
             .collect()
     }
 
+    /// Keys of the computed vectors.
+    const AK: &str = "LTAI5tTESTKEYID0000";
+    const SK: &str = "TestSecretKey0123456789abcdef";
+
+    /// A POST `/` with an empty body, signed: (hex sha256 of the canonical request, Authorization).
+    fn v3_post(
+        query: &[(String, String)],
+        headers: &[(String, String)],
+        ak: &str,
+        sk: &str,
+    ) -> (String, String) {
+        let req = V3Request {
+            method: "POST",
+            path: "/",
+            query,
+            headers,
+            payload_hash: EMPTY_SHA256,
+        };
+        let (canonical, _) = v3_canonical_request(&req);
+        (
+            sha256_hex(canonical.as_bytes()),
+            v3_authorization(&req, ak, sk),
+        )
+    }
+
     /// A4: the official example of the V3 documentation (ECS RunInstances).
     #[test]
     fn v3_matches_official_vector_a4() {
@@ -202,22 +227,12 @@ mod tests {
             ("x-acs-signature-nonce", "3156853299f313e23d1673dc12e1703d"),
             ("x-acs-content-sha256", EMPTY_SHA256),
         ]);
-        let req = V3Request {
-            method: "POST",
-            path: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
-        let (canonical, _) = v3_canonical_request(&req);
+        let (hash, auth) = v3_post(&query, &headers, "YourAccessKeyId", "YourAccessKeySecret");
         assert_eq!(
-            sha256_hex(canonical.as_bytes()),
+            hash,
             "7ea06492da5221eba5297e897ce16e55f964061054b7695beedaac1145b1e259"
         );
-        assert_eq!(
-            v3_authorization(&req, "YourAccessKeyId", "YourAccessKeySecret"),
-            "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0"
-        );
+        assert_eq!(auth, "ACS3-HMAC-SHA256 Credential=YourAccessKeyId,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=06563a9e1b43f5dfe96b81484da74bceab24a1d853912eee15083a6f0f3283c0");
     }
 
     type Pairs = Vec<(String, String)>;
@@ -235,15 +250,12 @@ mod tests {
                 r#"[{"instanceId":"lb-bp1abc"},{"instanceId":"lb-bp1def"}]"#,
             ),
         ]);
-        let mut headers = pairs(&[
-            ("host", "metrics.cn-hangzhou.aliyuncs.com"),
-            ("x-acs-action", "DescribeMetricLast"),
-            ("x-acs-version", "2019-01-01"),
-            ("x-acs-date", "2025-01-01T00:00:00Z"),
-            ("x-acs-signature-nonce", "0123456789abcdef0123456789abcdef"),
-            ("x-acs-content-sha256", EMPTY_SHA256),
-        ]);
-        headers.extend(pairs(extra));
+        let headers = v3_headers(
+            "metrics.cn-hangzhou.aliyuncs.com",
+            "DescribeMetricLast",
+            "2019-01-01",
+            extra,
+        );
         (query, headers)
     }
 
@@ -251,35 +263,19 @@ mod tests {
     #[test]
     fn v3_matches_sdk_vector_a5_and_a6() {
         let (query, headers) = a5_request(&[]);
-        let req = V3Request {
-            method: "POST",
-            path: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
-        let (canonical, _) = v3_canonical_request(&req);
+        let (hash, auth) = v3_post(&query, &headers, AK, SK);
         assert_eq!(
-            sha256_hex(canonical.as_bytes()),
+            hash,
             "be1bfd7b901db2da79a49e8fdb83641ce8193d07e9240aa9ef5513c53f4f8322"
         );
-        assert_eq!(
-            v3_authorization(&req, "LTAI5tTESTKEYID0000", "TestSecretKey0123456789abcdef"),
-            "ACS3-HMAC-SHA256 Credential=LTAI5tTESTKEYID0000,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=e2ffc7c7179fb6b447a0286fe8741988e352ad78333026ac9d1d26d12ffd41e8"
-        );
+        assert_eq!(auth, "ACS3-HMAC-SHA256 Credential=LTAI5tTESTKEYID0000,SignedHeaders=host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-signature-nonce;x-acs-version,Signature=e2ffc7c7179fb6b447a0286fe8741988e352ad78333026ac9d1d26d12ffd41e8");
         let (query, headers) = a5_request(&[("accept", "application/json")]);
-        let req = V3Request {
-            method: "POST",
-            path: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
+        let (_, auth) = v3_post(&query, &headers, AK, SK);
         assert!(
-            v3_authorization(&req, "LTAI5tTESTKEYID0000", "TestSecretKey0123456789abcdef")
-                .ends_with(
-                    "Signature=e50e9000505ae0d9d3b8eba2f4ed9e7bab8d277ef17d1df0cedf3cb3627ad329"
-                )
+            auth.ends_with(
+                "Signature=e50e9000505ae0d9d3b8eba2f4ed9e7bab8d277ef17d1df0cedf3cb3627ad329"
+            ),
+            "{auth}"
         );
     }
 
@@ -338,7 +334,7 @@ mod tests {
             "367a804fe2887585b10973f7c23c09d669b9a1b7f2ea9d384b4b30048c21bcc9"
         );
         assert_eq!(
-            oss_v4_authorization(&req, "LTAI5tTESTKEYID0000", "TestSecretKey0123456789abcdef"),
+            oss_v4_authorization(&req, AK, SK),
             "OSS4-HMAC-SHA256 Credential=LTAI5tTESTKEYID0000/20250101/cn-hangzhou/oss/aliyun_v4_request, Signature=d84839d0852837433efa50fb693b433f41a09bf8834096ef5c3a945cd5a6ac0e"
         );
     }
@@ -378,23 +374,16 @@ mod tests {
             "2018-08-28",
             &[],
         );
-        let req = V3Request {
-            method: "POST",
-            path: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
-        let (canonical, _) = v3_canonical_request(&req);
+        let (hash, auth) = v3_post(&query, &headers, AK, SK);
         assert_eq!(
-            sha256_hex(canonical.as_bytes()),
+            hash,
             "197ce9e8f2cbd5ef22c94eae516a4e3f781ed45f36aa387701eb1c619a612274"
         );
         assert!(
-            v3_authorization(&req, "LTAI5tTESTKEYID0000", "TestSecretKey0123456789abcdef")
-                .ends_with(
-                    "Signature=31bc77f53289fbb6d10ace9f60fc584f2c637d7ef9e6e92bddf3c25ace1e7aff"
-                )
+            auth.ends_with(
+                "Signature=31bc77f53289fbb6d10ace9f60fc584f2c637d7ef9e6e92bddf3c25ace1e7aff"
+            ),
+            "{auth}"
         );
     }
 
@@ -425,22 +414,12 @@ mod tests {
                 ("x-acs-security-token", "STS.TestToken/+=abc"),
             ],
         );
-        let req = V3Request {
-            method: "POST",
-            path: "/",
-            query: &query,
-            headers: &headers,
-            payload_hash: EMPTY_SHA256,
-        };
-        let (canonical, _) = v3_canonical_request(&req);
+        let (hash, auth) = v3_post(&query, &headers, AK, SK);
         assert_eq!(
-            sha256_hex(canonical.as_bytes()),
+            hash,
             "ec2c8b602e2a5debc189b05956af0e27f6b153b698bbd3854f120d50613e2d3d"
         );
-        assert_eq!(
-            v3_authorization(&req, "LTAI5tTESTKEYID0000", "TestSecretKey0123456789abcdef"),
-            "ACS3-HMAC-SHA256 Credential=LTAI5tTESTKEYID0000,SignedHeaders=accept;host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,Signature=a989238136a30ebde994d6c85a1a7abebd459eeeab17dccc01173263f247ab56"
-        );
+        assert_eq!(auth, "ACS3-HMAC-SHA256 Credential=LTAI5tTESTKEYID0000,SignedHeaders=accept;host;x-acs-action;x-acs-content-sha256;x-acs-date;x-acs-security-token;x-acs-signature-nonce;x-acs-version,Signature=a989238136a30ebde994d6c85a1a7abebd459eeeab17dccc01173263f247ab56");
     }
 
     /// Computed with oss2 2.19.1 `AuthV4` (and `StsAuth` v4): ListBuckets with a marker that
@@ -467,7 +446,7 @@ mod tests {
             "ebe0ba68c1d38076061c2fcc01c96f37fbc0f7625b84d6fd0db06c08894383f6"
         );
         assert_eq!(
-            oss_v4_authorization(&req, "LTAI5tTESTKEYID0000", "TestSecretKey0123456789abcdef"),
+            oss_v4_authorization(&req, AK, SK),
             "OSS4-HMAC-SHA256 Credential=LTAI5tTESTKEYID0000/20250101/cn-beijing/oss/aliyun_v4_request, Signature=e29eab2d5ab035af967ddcca5f7815a09d6ef133fefd371e8232714ee13acbd3"
         );
     }
