@@ -1,7 +1,6 @@
 //! Wiring: builds the long-lived state from a config and runs each subcommand. The binary's
 //! `main` only parses the command line and calls [`run`].
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -239,20 +238,7 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
 /// The config `demo` uses: every account of the simulator's estate, each with the regions its
 /// resources are in, every product, pointed at the simulator.
 pub fn demo_config(sim: &Simulator, listen: SocketAddr) -> Config {
-    let estate = sim.state.estate();
-    let accounts: Vec<(String, String, String, Vec<String>)> = estate
-        .accounts
-        .iter()
-        .map(|a| {
-            let regions: BTreeSet<String> = a.resources.iter().map(|r| r.region.clone()).collect();
-            (
-                a.account_id.clone(),
-                a.access_key_id.clone(),
-                a.access_key_secret.clone(),
-                regions.into_iter().collect(),
-            )
-        })
-        .collect();
+    let accounts = sim.state.estate().simulator_accounts();
     config::for_simulator(&sim.url(), &accounts, listen)
 }
 

@@ -42,20 +42,7 @@ async fn start_sim(estate: Estate) -> Simulator {
 }
 
 fn config_for(sim: &Simulator) -> Config {
-    let estate = sim.state.estate();
-    let accounts: Vec<_> = estate
-        .accounts
-        .iter()
-        .map(|a| {
-            let regions: BTreeSet<String> = a.resources.iter().map(|r| r.region.clone()).collect();
-            (
-                a.account_id.clone(),
-                a.access_key_id.clone(),
-                a.access_key_secret.clone(),
-                regions.into_iter().collect(),
-            )
-        })
-        .collect();
+    let accounts = sim.state.estate().simulator_accounts();
     config::for_simulator(&sim.url(), &accounts, "127.0.0.1:0".parse().unwrap())
 }
 

@@ -6,9 +6,12 @@
 //! limiters per (cloud, account, API) ([`limiter`]) and the error classes ([`CloudError`]).
 
 pub mod aliyun;
+pub mod crypto;
 pub mod http;
 pub mod limiter;
+pub mod period;
 pub mod retry;
+pub mod tencent;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -46,6 +49,15 @@ impl Cloud {
     /// Parse the lower-case name.
     pub fn parse(s: &str) -> Option<Cloud> {
         Cloud::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The canonical products the cloud has (Tencent's CLB covers what Aliyun splits into CLB,
+    /// ALB and NLB, so Tencent has no `alb` or `nlb`).
+    pub fn products(self) -> &'static [Product] {
+        match self {
+            Cloud::Tencent => &[Product::Clb, Product::Gwlb, Product::Bwp, Product::S3],
+            _ => &Product::ALL,
+        }
     }
 
     /// Whether this build can collect from the cloud.
@@ -118,6 +130,10 @@ pub struct Resource {
     pub region: String,
     /// All tags, key → value.
     pub tags: BTreeMap<String, String>,
+    /// What discovery learnt that monitor queries need, keyed by the cloud's own names (`vip`,
+    /// `vpcId`, `LoadBalancerType`, `appid`); empty on clouds that name resources by ID.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl Resource {
@@ -135,6 +151,7 @@ impl Resource {
             + self
                 .tags
                 .iter()
+                .chain(&self.attributes)
                 .map(|(k, v)| k.len() + v.len() + 48)
                 .sum::<usize>()
     }

@@ -139,6 +139,8 @@ pub struct AccountConfig {
     pub endpoint: Option<String>,
     /// Base URL per service (`cms`, `slb`, …), winning over `endpoint`.
     pub endpoints: BTreeMap<String, String>,
+    /// Instances per monitor call (Tencent GetMonitorData); `None` = the documented limit.
+    pub monitor_batch_size: Option<usize>,
 }
 
 impl AccountConfig {
@@ -177,6 +179,20 @@ impl std::error::Error for ConfigError {}
 
 /// Services an Aliyun account may name in `[accounts.endpoints]`.
 pub const ALIYUN_SERVICES: &[&str] = &["cms", "slb", "alb", "nlb", "gwlb", "vpc", "tag", "oss"];
+/// Services a Tencent account may name in `[accounts.endpoints]` (`cos` is the bucket listing).
+pub const TENCENT_SERVICES: &[&str] = &["monitor", "clb", "gwlb", "vpc", "cvm", "tag", "cos"];
+
+/// The services a cloud's account may name in `[accounts.endpoints]`.
+pub fn services_of(cloud: Cloud) -> &'static [&'static str] {
+    match cloud {
+        Cloud::Aliyun => ALIYUN_SERVICES,
+        Cloud::Tencent => TENCENT_SERVICES,
+        Cloud::Aws | Cloud::Huawei => &[],
+    }
+}
+
+/// Largest `monitor_batch_size` accepted (the API splits larger batches anyway).
+pub const MAX_MONITOR_BATCH_SIZE: usize = 1000;
 
 /// Load and validate a config file, reading the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -502,6 +518,7 @@ fn read_account(
             "products",
             "endpoint",
             "endpoints",
+            "monitor_batch_size",
         ],
     );
     let cloud = match r.string(p, t, "cloud") {
@@ -519,7 +536,7 @@ fn read_account(
             Some(c) => {
                 r.error(
                     &format!("{p}.cloud"),
-                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\")")
+                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\", \"tencent\")")
                         .replace(&format!("{c:?}"), &format!("\"{c}\"")),
                 );
                 None
@@ -584,6 +601,14 @@ fn read_account(
                 &format!("{p}.products[{i}]"),
                 &format!("{n:?} is listed twice"),
             ),
+            Some(prod) if cloud.is_some_and(|c| !c.products().contains(&prod)) => {
+                let c = cloud.unwrap_or(Cloud::Aliyun);
+                let have: Vec<String> = c.products().iter().map(|x| format!("{:?}", x.as_str())).collect();
+                r.error(
+                    &format!("{p}.products[{i}]"),
+                    &format!("{n:?} does not exist on {c}: use {}", have.join(", ")),
+                )
+            }
             Some(prod) => products.push(prod),
             None => r.error(
                 &format!("{p}.products[{i}]"),
@@ -596,14 +621,15 @@ fn read_account(
         check_url(r, &format!("{p}.endpoint"), e);
     }
     let mut endpoints = BTreeMap::new();
+    let services = cloud.map(services_of).unwrap_or(&[]);
     if let Some(et) = r.table(p, t, "endpoints") {
         let ep = format!("{p}.endpoints");
         for (k, v) in et {
             let path = format!("{ep}.{k}");
-            if !ALIYUN_SERVICES.contains(&k.as_str()) {
+            if cloud.is_some() && !services.contains(&k.as_str()) {
                 r.error(
                     &path,
-                    &format!("unknown service: use one of {}", ALIYUN_SERVICES.join(", ")),
+                    &format!("unknown service: use one of {}", services.join(", ")),
                 );
                 continue;
             }
@@ -619,6 +645,28 @@ fn read_account(
             }
         }
     }
+    let monitor_batch_size = match t.get("monitor_batch_size") {
+        None => None,
+        Some(toml::Value::Integer(n))
+            if (1..=MAX_MONITOR_BATCH_SIZE as i64).contains(n) && cloud == Some(Cloud::Tencent) =>
+        {
+            Some(*n as usize)
+        }
+        Some(toml::Value::Integer(_)) if cloud != Some(Cloud::Tencent) => {
+            r.error(
+                &format!("{p}.monitor_batch_size"),
+                "applies to tencent accounts only (GetMonitorData instances per call): remove it",
+            );
+            None
+        }
+        Some(_) => {
+            r.error(
+                &format!("{p}.monitor_batch_size"),
+                &format!("must be a whole number from 1 to {MAX_MONITOR_BATCH_SIZE} (instances per GetMonitorData call; the documented limit is 50)"),
+            );
+            None
+        }
+    };
     Some(AccountConfig {
         cloud: cloud?,
         account_id: account_id?,
@@ -629,6 +677,7 @@ fn read_account(
         products,
         endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
         endpoints,
+        monitor_batch_size,
     })
 }
 
@@ -670,12 +719,23 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// An account of the simulator's estate, as the exporter's config names it.
+#[derive(Clone, Debug)]
+pub struct SimulatorAccount {
+    /// Cloud.
+    pub cloud: Cloud,
+    /// Account ID.
+    pub account_id: String,
+    /// Access key ID.
+    pub access_key_id: String,
+    /// Secret.
+    pub access_key_secret: String,
+    /// Regions to collect.
+    pub regions: Vec<String>,
+}
+
 /// The config the `demo` subcommand and tests use, pointing every account at a simulator.
-pub fn for_simulator(
-    base_url: &str,
-    accounts: &[(String, String, String, Vec<String>)],
-    listen: SocketAddr,
-) -> Config {
+pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: SocketAddr) -> Config {
     Config {
         server: ServerConfig {
             listen,
@@ -701,16 +761,17 @@ pub fn for_simulator(
         },
         accounts: accounts
             .iter()
-            .map(|(id, ak, sk, regions)| AccountConfig {
-                cloud: Cloud::Aliyun,
-                account_id: id.clone(),
-                access_key_id: ak.clone(),
-                access_key_secret: Secret::new(sk.clone()),
+            .map(|a| AccountConfig {
+                cloud: a.cloud,
+                account_id: a.account_id.clone(),
+                access_key_id: a.access_key_id.clone(),
+                access_key_secret: Secret::new(a.access_key_secret.clone()),
                 security_token: None,
-                regions: regions.clone(),
-                products: Product::ALL.to_vec(),
+                regions: a.regions.clone(),
+                products: a.cloud.products().to_vec(),
                 endpoint: Some(base_url.trim_end_matches('/').to_string()),
                 endpoints: BTreeMap::new(),
+                monitor_batch_size: None,
             })
             .collect(),
     }

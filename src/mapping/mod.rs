@@ -99,17 +99,81 @@ struct FamilyFile {
     huawei: Vec<SourceSpec>,
 }
 
-/// Where a product's data lives on one cloud.
+/// Where a product's data lives on one cloud, and how a discovered resource is named in it.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProductCloudSpec {
-    /// Monitoring namespace (`acs_slb_dashboard`).
+    /// Monitoring namespace (`acs_slb_dashboard`, `QCE/LB_PUBLIC`).
     pub namespace: String,
-    /// The dimension whose value is the resource ID (`instanceId`).
+    /// The dimension whose value is the resource's ID (`instanceId`); empty when the resource
+    /// is named only by attributes (Tencent load balancers are named by their VIP).
+    #[serde(default)]
     pub resource_dimension: String,
+    /// More dimensions naming a resource, valued from the attributes discovery found (`vip`,
+    /// `vpcId`, `appid`).
+    #[serde(default)]
+    pub dimensions: Vec<String>,
     /// Only datapoints whose dimensions have these values count (`availableZone = "all"`).
     #[serde(default)]
     pub dimension_filter: BTreeMap<String, String>,
+    /// The region monitor calls go to when it is not the resource's own (Tencent COS metrics
+    /// are served from `ap-guangzhou` only).
+    #[serde(default)]
+    pub monitor_region: Option<String>,
+    /// Resources whose attributes match a variant's `when` live in its namespace instead
+    /// (Tencent private load balancers: `QCE/LB_PRIVATE`, named by `vip` and `vpcId`).
+    #[serde(default)]
+    pub variants: Vec<VariantSpec>,
+}
+
+/// Another namespace for some of a product's resources.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    /// Attribute values a resource must have (all of them).
+    pub when: BTreeMap<String, String>,
+    /// Namespace of the matching resources.
+    pub namespace: String,
+    /// Dimensions naming a matching resource (replacing the product's `dimensions`).
+    #[serde(default)]
+    pub dimensions: Option<Vec<String>>,
+}
+
+/// Where one resource's series are asked for: the namespace and the dimensions naming it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MonitorTarget {
+    /// Namespace.
+    pub namespace: String,
+    /// Dimension name and value pairs, in the mapping's order.
+    pub dimensions: Vec<(String, String)>,
+}
+
+impl ProductCloudSpec {
+    /// The namespace and dimensions of a resource; `None` when discovery did not find an
+    /// attribute the dimensions need (a load balancer without a VIP yet).
+    pub fn target(&self, resource: &crate::cloud::Resource) -> Option<MonitorTarget> {
+        let variant = self.variants.iter().find(|v| {
+            v.when
+                .iter()
+                .all(|(k, want)| resource.attributes.get(k) == Some(want))
+        });
+        let namespace = variant.map_or(&self.namespace, |v| &v.namespace);
+        let names = variant
+            .and_then(|v| v.dimensions.as_ref())
+            .unwrap_or(&self.dimensions);
+        let mut dimensions = Vec::with_capacity(names.len() + 1);
+        if !self.resource_dimension.is_empty() {
+            dimensions.push((self.resource_dimension.clone(), resource.id.clone()));
+        }
+        for name in names {
+            let value = resource.attributes.get(name).filter(|v| !v.is_empty())?;
+            dimensions.push((name.clone(), value.clone()));
+        }
+        Some(MonitorTarget {
+            namespace: namespace.clone(),
+            dimensions,
+        })
+    }
 }
 
 /// One cloud metric feeding a family.
@@ -324,10 +388,22 @@ fn check_file(
             ));
             continue;
         };
-        if pc.namespace.is_empty() || pc.resource_dimension.is_empty() {
+        if pc.namespace.is_empty() {
             errors.push(format!(
-                "{file}: [cloud.{cloud_name}] needs a non-empty namespace and resource_dimension"
+                "{file}: [cloud.{cloud_name}] needs a non-empty namespace"
             ));
+        }
+        if pc.resource_dimension.is_empty() && pc.dimensions.is_empty() {
+            errors.push(format!(
+                "{file}: [cloud.{cloud_name}] needs resource_dimension or dimensions to name a resource"
+            ));
+        }
+        for (i, v) in pc.variants.iter().enumerate() {
+            if v.namespace.is_empty() || v.when.is_empty() {
+                errors.push(format!(
+                    "{file}: [cloud.{cloud_name}].variants[{i}] needs a non-empty namespace and when"
+                ));
+            }
         }
         set.products.insert((product, cloud), pc.clone());
     }

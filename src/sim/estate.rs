@@ -7,13 +7,16 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::cloud::Product;
+use crate::cloud::{Cloud, Product};
+use crate::config::SimulatorAccount;
 
 /// Everything the simulator serves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estate {
-    /// Regions that exist (others answer `InvalidRegionId`).
+    /// Aliyun regions that exist (others answer `InvalidRegionId`).
     pub regions: Vec<String>,
+    /// Tencent regions that exist (others answer `UnsupportedRegion`).
+    pub tencent_regions: Vec<String>,
     /// Accounts.
     pub accounts: Vec<SimAccount>,
 }
@@ -21,7 +24,9 @@ pub struct Estate {
 /// One account.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SimAccount {
-    /// Account ID (Aliyun UID).
+    /// The cloud the account belongs to.
+    pub cloud: Cloud,
+    /// Account ID (Aliyun UID, Tencent UIN).
     pub account_id: String,
     /// Access key ID the account signs with.
     pub access_key_id: String,
@@ -47,6 +52,15 @@ pub struct SimResource {
     /// Tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The VIP of a Tencent load balancer (derived from the ID when absent).
+    #[serde(default)]
+    pub vip: Option<String>,
+    /// The VPC of a Tencent private load balancer or GWLB.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    /// A Tencent load balancer on a private network (`LoadBalancerType = INTERNAL`).
+    #[serde(default)]
+    pub internal: bool,
 }
 
 impl SimResource {
@@ -54,18 +68,43 @@ impl SimResource {
     pub fn product(&self) -> Option<Product> {
         Product::parse(&self.product)
     }
+
+    /// The VIP: the configured one, or one derived from the ID (`10.x.y.z` on a private
+    /// network, `81.x.y.z` otherwise), so generated estates need not list addresses.
+    pub fn vip(&self) -> String {
+        if let Some(v) = &self.vip {
+            return v.clone();
+        }
+        let h = crate::util::fnv1a32(self.id.as_bytes());
+        let first = if self.internal { 10 } else { 81 };
+        format!(
+            "{first}.{}.{}.{}",
+            (h >> 16) & 0xff,
+            (h >> 8) & 0xff,
+            (h & 0xff).max(1)
+        )
+    }
+
+    /// The VPC ID (`vpc-default` when none is configured).
+    pub fn vpc(&self) -> String {
+        self.vpc_id.clone().unwrap_or_else(|| "vpc-default".into())
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EstateFile {
     regions: Vec<String>,
+    #[serde(default)]
+    tencent_regions: Vec<String>,
     accounts: Vec<AccountFile>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AccountFile {
+    #[serde(default = "default_cloud")]
+    cloud: String,
     account_id: String,
     access_key_id: String,
     access_key_secret: String,
@@ -73,6 +112,10 @@ struct AccountFile {
     resources: Vec<SimResource>,
     #[serde(default)]
     generate: Vec<Generate>,
+}
+
+fn default_cloud() -> String {
+    "aliyun".into()
 }
 
 /// `count` resources of a product in a region, IDs `<prefix>-<n>`, tagged `CodeName=<prefix>`.
@@ -112,6 +155,9 @@ impl Estate {
                         name: format!("{}-{n}", g.prefix),
                         region: g.region.clone(),
                         tags: BTreeMap::from([("CodeName".to_string(), g.prefix.clone())]),
+                        vip: None,
+                        vpc_id: None,
+                        internal: false,
                     });
                 }
             }
@@ -123,7 +169,17 @@ impl Estate {
                     ));
                 }
             }
+            let cloud = match Cloud::parse(&a.cloud) {
+                Some(c @ (Cloud::Aliyun | Cloud::Tencent)) => c,
+                _ => {
+                    return Err(format!(
+                        "estate: account {} has cloud {:?}: the simulator serves \"aliyun\" and \"tencent\"",
+                        a.account_id, a.cloud
+                    ))
+                }
+            };
             accounts.push(SimAccount {
+                cloud,
                 account_id: a.account_id,
                 access_key_id: a.access_key_id,
                 access_key_secret: a.access_key_secret,
@@ -132,6 +188,7 @@ impl Estate {
         }
         Ok(Estate {
             regions: f.regions,
+            tencent_regions: f.tencent_regions,
             accounts,
         })
     }
@@ -151,11 +208,30 @@ impl Estate {
         }
     }
 
-    /// The account signing with `access_key_id`.
-    pub fn account_by_key(&self, access_key_id: &str) -> Option<&SimAccount> {
+    /// The account of a cloud signing with `access_key_id`.
+    pub fn account_by_key(&self, cloud: Cloud, access_key_id: &str) -> Option<&SimAccount> {
         self.accounts
             .iter()
-            .find(|a| a.access_key_id == access_key_id)
+            .find(|a| a.cloud == cloud && a.access_key_id == access_key_id)
+    }
+
+    /// Every account as the exporter's config names it, each with the regions its resources
+    /// are in.
+    pub fn simulator_accounts(&self) -> Vec<SimulatorAccount> {
+        self.accounts
+            .iter()
+            .map(|a| {
+                let regions: std::collections::BTreeSet<String> =
+                    a.resources.iter().map(|r| r.region.clone()).collect();
+                SimulatorAccount {
+                    cloud: a.cloud,
+                    account_id: a.account_id.clone(),
+                    access_key_id: a.access_key_id.clone(),
+                    access_key_secret: a.access_key_secret.clone(),
+                    regions: regions.into_iter().collect(),
+                }
+            })
+            .collect()
     }
 
     /// Remove a resource everywhere; true when it existed.

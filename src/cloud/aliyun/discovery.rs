@@ -238,6 +238,7 @@ async fn page_numbered(
                 name: r.get(name_key).map(value_string).unwrap_or_default(),
                 region: region.to_string(),
                 tags: tags_of(r),
+                attributes: BTreeMap::new(),
             });
         }
         let total = v
@@ -288,6 +289,7 @@ async fn token_paged(
                     .unwrap_or_default(),
                 region: region.to_string(),
                 tags: tags_of(&r),
+                attributes: BTreeMap::new(),
             });
         }
         token = next_token(site(api.action, region), &v, token.as_deref())?;
@@ -313,6 +315,7 @@ async fn buckets_in_region(
             name: name.clone(),
             region: r.clone(),
             tags: BTreeMap::new(),
+            attributes: BTreeMap::new(),
         })
         .collect();
     if out.is_empty() {

@@ -496,6 +496,7 @@ mod tests {
             products: vec![],
             endpoint: None,
             endpoints: Default::default(),
+            monitor_batch_size: None,
         };
         let shared = Shared::new(
             Arc::new(crate::render::SelfMetrics::new()),

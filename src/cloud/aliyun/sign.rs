@@ -3,30 +3,9 @@
 //! request, the credentials, the time and the nonce, so they are tested byte for byte against the
 //! published vectors (`cloud-apis.md` A.2 and A.5) and reused by the simulator to verify requests.
 
-use hmac::{Hmac, Mac};
-use sha2::{Digest, Sha256};
-
+use crate::cloud::crypto::hmac_sha256;
+pub use crate::cloud::crypto::{sha256_hex, EMPTY_SHA256};
 use crate::util::{percent_encode, percent_encode_path, UtcTime};
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// hex(sha256("")), the payload hash of an empty body.
-pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
-
-fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes keys of any length"),
-    };
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
 
 /// The canonical query string shared by V3: pairs sorted by name (then value), both
 /// RFC 3986-encoded, `k=v` joined by `&`.

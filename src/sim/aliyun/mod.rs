@@ -181,7 +181,7 @@ fn rpc(state: &SimState, req: &SimRequest, action: &str, version: &str, api: &st
         );
     };
     let estate = state.estate();
-    let Some(account) = estate.account_by_key(ak) else {
+    let Some(account) = estate.account_by_key(crate::cloud::Cloud::Aliyun, ak) else {
         return error(
             404,
             "InvalidAccessKeyId.NotFound",
@@ -289,7 +289,7 @@ fn oss(state: &SimState, req: &SimRequest) -> SimResponse {
     let _date = scope.next();
     let region = scope.next().unwrap_or("").to_string();
     let estate = state.estate();
-    let Some(account) = estate.account_by_key(ak) else {
+    let Some(account) = estate.account_by_key(crate::cloud::Cloud::Aliyun, ak) else {
         return oss_error(
             403,
             "InvalidAccessKeyId",

@@ -1,0 +1,60 @@
+//! The hash and HMAC primitives every cloud's signature is built from, in one place so each
+//! signer reads as its scheme and nothing else.
+
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+/// hex(sha256("")), the payload hash of an empty body.
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Lower-case hex SHA-1.
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex::encode(Sha1::digest(data))
+}
+
+/// HMAC-SHA256.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    // HMAC accepts keys of any length, so `new_from_slice` cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// HMAC-SHA1.
+pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = match Hmac::<Sha1>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_match_known_answers() {
+        assert_eq!(sha256_hex(b""), EMPTY_SHA256);
+        assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        // RFC 4231 test case 2 and RFC 2202 test case 2.
+        assert_eq!(
+            hex::encode(hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hex::encode(hmac_sha1(b"Jefe", b"what do ya want for nothing?")),
+            "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
+        );
+    }
+}
