@@ -85,6 +85,10 @@ pub struct SelfMetrics {
     pub config_reload_ok: IntGauge,
     /// Scrapes by how they were answered (`collected`, `joined`, `cached`).
     pub scrapes: IntCounterVec,
+    /// Monitor calls rejected as too large and split.
+    pub batch_splits: IntCounterVec,
+    /// Mapped metrics whose unit in the cloud's metadata differs from the mapping's.
+    pub unit_mismatches: IntGaugeVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -165,6 +169,20 @@ impl SelfMetrics {
             ),
             &["result"],
         ));
+        let batch_splits = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_batch_splits_total",
+                "Monitor calls the cloud rejected as too large, whose instances were split into smaller calls; the size that works is remembered.",
+            ),
+            &["cloud_provider", "api"],
+        ));
+        let unit_mismatches = must(IntGaugeVec::new(
+            Opts::new(
+                "multicloud_mapping_unit_mismatch",
+                "1 for a mapped metric whose unit in the cloud's metadata differs from the source_unit its mapping converts from: its values are suspect until the mapping is fixed.",
+            ),
+            &["cloud_provider", "namespace", "metric", "mapping_unit", "cloud_unit"],
+        ));
         let build_info = must(IntGaugeVec::new(
             Opts::new(
                 "multicloud_build_info",
@@ -187,6 +205,8 @@ impl SelfMetrics {
             Box::new(shard_owned_keys.clone()),
             Box::new(config_reload_ok.clone()),
             Box::new(scrapes.clone()),
+            Box::new(batch_splits.clone()),
+            Box::new(unit_mismatches.clone()),
             Box::new(build_info),
         ] {
             must(registry.register(c));
@@ -204,6 +224,8 @@ impl SelfMetrics {
             shard_owned_keys,
             config_reload_ok,
             scrapes,
+            batch_splits,
+            unit_mismatches,
         }
     }
 
@@ -256,7 +278,16 @@ impl Default for SelfMetrics {
 /// Label-name form of a tag key: `tag_` + the key in snake_case (`CodeName` → `tag_code_name`,
 /// `kubernetes.io/service-name` → `tag_kubernetes_io_service_name`), as promtool's lint asks.
 pub fn tag_label(key: &str) -> String {
-    let mut out = String::from("tag_");
+    snake_label("tag_", key)
+}
+
+/// Label-name form of a resource attribute: the key in snake_case (`vpcId` → `vpc_id`).
+pub fn attribute_label(key: &str) -> String {
+    snake_label("", key)
+}
+
+fn snake_label(prefix: &str, key: &str) -> String {
+    let mut out = String::from(prefix);
     let mut prev: Option<char> = None;
     for c in key.chars() {
         if c.is_ascii_uppercase() {
@@ -271,7 +302,7 @@ pub fn tag_label(key: &str) -> String {
         }
         prev = Some(c);
     }
-    while out.ends_with('_') && out.len() > 4 {
+    while out.ends_with('_') && out.len() > prefix.len() + 1 {
         out.pop();
     }
     out
@@ -327,6 +358,7 @@ pub fn snapshot_registry(
         &job_labels,
     )?;
     let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    let mut attribute_keys: BTreeSet<String> = BTreeSet::new();
     for job in &snapshot.jobs {
         let l = [
             job.cloud.as_str(),
@@ -347,6 +379,9 @@ pub fn snapshot_registry(
             for k in r.tags.keys() {
                 tag_keys.insert(tag_label(k));
             }
+            for k in r.attributes.keys() {
+                attribute_keys.insert(attribute_label(k));
+            }
         }
     }
     registry.register(Box::new(success))?;
@@ -354,13 +389,19 @@ pub fn snapshot_registry(
     registry.register(Box::new(discovered))?;
     // Resource info with the union of tag labels (one schema for the family).
     let tag_keys: Vec<String> = tag_keys.into_iter().collect();
+    // Attribute labels never shadow the fixed ones.
+    let attribute_keys: Vec<String> = attribute_keys
+        .into_iter()
+        .filter(|k| !COMMON_LABELS.contains(&k.as_str()) && k != "name")
+        .collect();
     let mut info_names: Vec<&str> = COMMON_LABELS.to_vec();
     info_names.push("name");
+    info_names.extend(attribute_keys.iter().map(String::as_str));
     info_names.extend(tag_keys.iter().map(String::as_str));
     let info = GaugeVec::new(
         Opts::new(
             "multicloud_resource_info",
-            "Every discovered resource, with its name and all its tags as tag_<key> labels; the value is always 1.",
+            "Every discovered resource, with its name, what discovery learnt that names it in the monitor (vip, vpc_id, appid, …) and all its tags as tag_<key> labels; the value is always 1.",
         ),
         &info_names,
     )?;
@@ -376,6 +417,13 @@ pub fn snapshot_registry(
                 r.code_name().to_string(),
                 r.name.clone(),
             ];
+            let mut attributes: BTreeMap<String, &str> = BTreeMap::new();
+            for (k, v) in &r.attributes {
+                attributes.entry(attribute_label(k)).or_insert(v.as_str());
+            }
+            for k in &attribute_keys {
+                values.push(attributes.get(k).copied().unwrap_or("").to_string());
+            }
             // Several tag keys may sanitise to one label: the first key in order wins.
             let mut tags: BTreeMap<String, &str> = BTreeMap::new();
             for (k, v) in &r.tags {
@@ -440,5 +488,8 @@ mod tests {
             tag_label("kubernetes.io/service-name"),
             "tag_kubernetes_io_service_name"
         );
+        assert_eq!(attribute_label("vpcId"), "vpc_id");
+        assert_eq!(attribute_label("LoadBalancerType"), "load_balancer_type");
+        assert_eq!(attribute_label("vip"), "vip");
     }
 }

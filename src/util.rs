@@ -189,6 +189,24 @@ pub fn random_hex() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
+/// `host[:port]` of a base URL.
+pub fn host_of(base: &str) -> String {
+    let rest = base
+        .strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"))
+        .unwrap_or(base);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+/// A JSON scalar as a string (`"60"` and `60` both give "60").
+pub fn value_string(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

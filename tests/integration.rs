@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use multicloud_exporter::clock::Clock;
-use multicloud_exporter::cloud::Product;
+use multicloud_exporter::cloud::{Cloud, Product};
 use multicloud_exporter::config::{self, Config};
 use multicloud_exporter::mapping::MappingSet;
 use multicloud_exporter::render::{render, Snapshot};
@@ -258,7 +258,27 @@ async fn demo_estate_exports_exact_values_for_all_six_products() {
         Some(v)
     );
     // Tags: code_name and resource_info.
-    assert!(t.contains(r#"multicloud_resource_info{account_id="1234567890123456",cloud_provider="aliyun",code_name="web",name="web-frontend",region="cn-hangzhou",resource_id="lb-bp1demo0001",resource_type="clb",tag_code_name="web",tag_env="prod",tag_kubernetes_io_service_name="default/web"} 1"#), "{t}");
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_resource_info",
+            &[
+                acct,
+                ("cloud_provider", "aliyun"),
+                ("code_name", "web"),
+                ("name", "web-frontend"),
+                ("region", "cn-hangzhou"),
+                ("resource_id", "lb-bp1demo0001"),
+                ("resource_type", "clb"),
+                ("tag_code_name", "web"),
+                ("tag_env", "prod"),
+                ("tag_kubernetes_io_service_name", "default/web"),
+                ("vip", ""),
+            ]
+        ),
+        Some(1.0),
+        "{t}"
+    );
     // Bucket tags came through ListTagResources (system tags dropped).
     assert!(t.contains(
         r#"resource_id="demo-assets",resource_type="s3",tag_code_name="assets",tag_env="prod""#
@@ -290,24 +310,46 @@ async fn warm_scrape_costs_exactly_the_minimum_calls() {
     collect(&h).await;
     h.sim.state.reset_calls();
     let snap = collect(&h).await;
-    // Minimum per job with N ≤ 50 resources: one DescribeMetricLast per source metric; nothing
-    // for products without resources; discovery and metadata are cached.
-    let mut expected = 0u64;
+    // Minimum per job with N ≤ 50 resources: one monitor call per source metric and namespace
+    // (Tencent CLBs: public and private); nothing for products without resources; discovery
+    // and metadata are cached.
+    let mut expected = std::collections::BTreeMap::<Cloud, u64>::new();
     for j in &snap.jobs {
         if j.resources.is_empty() {
             continue;
         }
         let sources: usize =
             h.rt.mappings
-                .families_for(j.product, multicloud_exporter::cloud::Cloud::Aliyun)
+                .families_for(j.product, j.cloud)
                 .iter()
-                .map(|f| f.sources[&multicloud_exporter::cloud::Cloud::Aliyun].len())
+                .map(|f| f.sources[&j.cloud].len())
                 .sum();
-        expected += sources as u64;
+        let spec = &h.rt.mappings.products[&(j.product, j.cloud)];
+        let namespaces: BTreeSet<String> = j
+            .resources
+            .iter()
+            .filter_map(|r| spec.target(r))
+            .map(|t| t.namespace)
+            .collect();
+        *expected.entry(j.cloud).or_default() += (sources * namespaces.len()) as u64;
     }
     let calls = h.sim.state.calls();
-    assert_eq!(h.sim.state.total_calls(), expected, "{calls:?}");
-    assert_eq!(h.sim.state.calls_to("cms.DescribeMetricLast"), expected);
+    assert_eq!(
+        h.sim.state.total_calls(),
+        expected.values().sum::<u64>(),
+        "{calls:?}"
+    );
+    assert_eq!(
+        h.sim.state.calls_to("cms.DescribeMetricLast"),
+        expected[&Cloud::Aliyun]
+    );
+    // Tencent: 17 CLB metrics × 3 namespaces (public and private in ap-guangzhou, public in
+    // ap-shanghai), 2 GWLB, 6 BWP, 18 COS × 2 regions.
+    assert_eq!(expected[&Cloud::Tencent], 17 * 3 + 2 + 6 + 18 * 2);
+    assert_eq!(
+        h.sim.state.calls_to("monitor.GetMonitorData"),
+        expected[&Cloud::Tencent]
+    );
 }
 
 #[tokio::test]
@@ -357,7 +399,7 @@ prefix = "lb-gen"
         h.rt.mappings
             .families_for(Product::Clb, multicloud_exporter::cloud::Cloud::Aliyun)
             .iter()
-            .map(|f| f.sources.values().map(Vec::len).sum::<usize>())
+            .map(|f| f.sources[&multicloud_exporter::cloud::Cloud::Aliyun].len())
             .sum();
     assert_eq!(
         h.sim.state.calls_to("cms.DescribeMetricLast"),
@@ -655,19 +697,21 @@ async fn static_shards_split_the_jobs_exactly_once() {
                 .iter()
                 .map(|j| (j.account_id.clone(), j.region.clone(), j.product)),
         );
-        total_calls += h.sim.state.calls_to("cms.DescribeMetricLast");
+        total_calls += h.sim.state.calls_to("cms.DescribeMetricLast")
+            + h.sim.state.calls_to("monitor.GetMonitorData");
     }
     owned.sort();
     let before = owned.len();
     owned.dedup();
     assert_eq!(before, owned.len(), "a job owned twice");
-    assert_eq!(owned.len(), 18, "every job owned once");
+    assert_eq!(owned.len(), 26, "every job owned once");
     // Together the shards make the monitor calls of one unsharded replica.
     let whole = harness().await;
     collect(&whole).await;
     assert_eq!(
         total_calls,
         whole.sim.state.calls_to("cms.DescribeMetricLast")
+            + whole.sim.state.calls_to("monitor.GetMonitorData")
     );
 }
 

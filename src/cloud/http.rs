@@ -157,6 +157,46 @@ pub async fn send(
     }
 }
 
+/// One API call as every provider makes it: a slot from the (cloud, account, API) rate limiter,
+/// the attempt itself, the request self-metrics, and retries with backoff inside the deadline.
+/// `attempt` builds one try; it is called again for every retry (fresh timestamp and nonce).
+pub async fn call<T, F, Fut>(
+    shared: &Shared,
+    site: CallSite<'_>,
+    account_id: &str,
+    deadline: Instant,
+    attempt: F,
+) -> Result<T, CloudError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let limiter = shared.limiters.get(site.cloud, account_id, site.api);
+    super::retry::with_retry(
+        deadline,
+        |_| {
+            let limiter = limiter.clone();
+            let attempt = attempt();
+            async move {
+                if !limiter.acquire(deadline).await {
+                    return Err(site.error(
+                        ErrorClass::Timeout,
+                        "rate limiter: no call slot before the scrape deadline",
+                    ));
+                }
+                let started = std::time::Instant::now();
+                let r = attempt.await;
+                shared
+                    .metrics
+                    .observe_request(site.cloud, site.api, &r, started.elapsed());
+                r
+            }
+        },
+        |_| shared.metrics.observe_retry(site.cloud, site.api),
+    )
+    .await
+}
+
 /// A transport error without the URL (which may carry signed query parameters).
 fn transport_message(e: reqwest::Error) -> String {
     let e = e.without_url();

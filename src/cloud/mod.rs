@@ -6,6 +6,7 @@
 //! limiters per (cloud, account, API) ([`limiter`]) and the error classes ([`CloudError`]).
 
 pub mod aliyun;
+pub mod buckets;
 pub mod crypto;
 pub mod http;
 pub mod limiter;
@@ -62,7 +63,7 @@ impl Cloud {
 
     /// Whether this build can collect from the cloud.
     pub fn is_supported(self) -> bool {
-        matches!(self, Cloud::Aliyun)
+        matches!(self, Cloud::Aliyun | Cloud::Tencent)
     }
 }
 
@@ -286,6 +287,7 @@ pub struct FetchOutcome {
 /// A cloud client for one account: discovery and monitor calls.
 pub enum Provider {
     Aliyun(aliyun::AliyunProvider),
+    Tencent(tencent::TencentProvider),
 }
 
 /// The per-job context handed to providers.
@@ -310,13 +312,22 @@ impl Provider {
         shared: &http::Shared,
         discovery_ttl: std::time::Duration,
     ) -> Provider {
-        Provider::Aliyun(aliyun::AliyunProvider::new(account, shared, discovery_ttl))
+        match account.cloud {
+            Cloud::Tencent => Provider::Tencent(tencent::TencentProvider::new(
+                account,
+                shared,
+                discovery_ttl,
+            )),
+            // Config validation admits only supported clouds.
+            _ => Provider::Aliyun(aliyun::AliyunProvider::new(account, shared, discovery_ttl)),
+        }
     }
 
     /// Every region the account can use (for `regions = ["*"]`).
     pub async fn regions(&self, ctx: &CallContext) -> Result<Vec<String>, CloudError> {
         match self {
             Provider::Aliyun(p) => p.regions(ctx).await,
+            Provider::Tencent(p) => p.regions(ctx).await,
         }
     }
 
@@ -329,6 +340,7 @@ impl Provider {
     ) -> Result<Vec<Resource>, CloudError> {
         match self {
             Provider::Aliyun(p) => p.discover(ctx, region, product).await,
+            Provider::Tencent(p) => p.discover(ctx, region, product).await,
         }
     }
 
@@ -343,6 +355,15 @@ impl Provider {
     ) -> FetchOutcome {
         match self {
             Provider::Aliyun(p) => p.fetch(ctx, region, spec, items, resources).await,
+            Provider::Tencent(p) => p.fetch(ctx, region, spec, items, resources).await,
+        }
+    }
+
+    /// Entries in the provider's metric metadata cache.
+    pub fn metadata_cache_len(&self) -> usize {
+        match self {
+            Provider::Aliyun(p) => p.metadata_cache_len(),
+            Provider::Tencent(p) => p.metadata_cache_len(),
         }
     }
 }

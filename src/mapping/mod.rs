@@ -190,6 +190,10 @@ pub struct SourceSpec {
     /// Divide by the point's period: the value is a count per period.
     #[serde(default)]
     pub per_period: bool,
+    /// The unit the cloud's metadata gives for the metric, which `scale` converts from
+    /// (`Mbps`, `MB`); checked against the metadata where the cloud reports units.
+    #[serde(default)]
+    pub source_unit: Option<String>,
     /// A fixed period in seconds (daily/hourly metrics); else chosen from the metadata.
     #[serde(default)]
     pub period: Option<u64>,
@@ -512,7 +516,13 @@ fn check_file(
                 }
                 metrics.push(format!("{m} ({})", src.statistic));
             }
-            help_sources.push(format!("{cloud} {}: {}", pc.namespace, metrics.join(", ")));
+            let mut namespaces = vec![pc.namespace.as_str()];
+            namespaces.extend(pc.variants.iter().map(|v| v.namespace.as_str()));
+            help_sources.push(format!(
+                "{cloud} {}: {}",
+                namespaces.join(" or "),
+                metrics.join(", ")
+            ));
             sources.insert(cloud, list.into_iter().map(Arc::new).collect());
         }
         let help = format!(

@@ -67,6 +67,7 @@ fn transform_scales_then_divides_by_the_period() {
         statistic: "Value".into(),
         scale: 0.01,
         per_period: true,
+        source_unit: None,
         period: None,
         labels: BTreeMap::new(),
         dimension_labels: BTreeMap::new(),

@@ -475,13 +475,7 @@ fn update_cache_metrics(rt: &Runtime, results: &[JobResult]) {
     m.cache_entries
         .with_label_values(&["regions"])
         .set(rt.regions.len() as i64);
-    let metadata: usize = rt
-        .providers
-        .iter()
-        .map(|p| match p {
-            Provider::Aliyun(a) => a.metadata_cache_len(),
-        })
-        .sum();
+    let metadata: usize = rt.providers.iter().map(Provider::metadata_cache_len).sum();
     m.cache_entries
         .with_label_values(&["metadata"])
         .set(metadata as i64);

@@ -249,6 +249,7 @@ impl Estate {
 /// The built-in estate: two accounts, two regions, every product, with tags.
 pub const BUILTIN: &str = r#"
 regions = ["cn-hangzhou", "cn-beijing", "cn-shanghai"]
+tencent_regions = ["ap-guangzhou", "ap-shanghai", "ap-beijing"]
 
 [[accounts]]
 account_id = "1234567890123456"
@@ -345,6 +346,76 @@ tags = { CodeName = "partner" }
 product = "s3"
 id = "partner-exports"
 region = "cn-shanghai"
+
+[[accounts]]
+cloud = "tencent"
+account_id = "100012345678"
+access_key_id = "AKIDDEMOSECRETID00000000000000000001"
+access_key_secret = "DemoTencentSecretKey0001abcdefgh"
+
+[[accounts.resources]]
+product = "clb"
+id = "lb-gzdemo01"
+name = "web-public"
+region = "ap-guangzhou"
+vip = "81.70.10.1"
+tags = { CodeName = "web", env = "prod" }
+
+# Two private load balancers with the same VIP in different VPCs: QCE/LB_PRIVATE tells them
+# apart by vpcId.
+[[accounts.resources]]
+product = "clb"
+id = "lb-gzdemo02"
+name = "orders-internal"
+region = "ap-guangzhou"
+internal = true
+vip = "10.0.0.10"
+vpc_id = "vpc-gzorders"
+tags = { CodeName = "orders" }
+
+[[accounts.resources]]
+product = "clb"
+id = "lb-gzdemo03"
+name = "billing-internal"
+region = "ap-guangzhou"
+internal = true
+vip = "10.0.0.10"
+vpc_id = "vpc-gzbilling"
+tags = { CodeName = "billing" }
+
+[[accounts.resources]]
+product = "clb"
+id = "lb-shdemo01"
+name = "cdn-origin"
+region = "ap-shanghai"
+vip = "101.35.20.7"
+
+[[accounts.resources]]
+product = "gwlb"
+id = "gwlb-gzdemo01"
+name = "inspection"
+region = "ap-guangzhou"
+vip = "10.0.1.100"
+vpc_id = "vpc-gzorders"
+tags = { CodeName = "ids" }
+
+[[accounts.resources]]
+product = "bwp"
+id = "bwp-gzdemo01"
+name = "shared-egress"
+region = "ap-guangzhou"
+tags = { CodeName = "egress" }
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-assets-1250000000"
+region = "ap-guangzhou"
+tags = { CodeName = "assets", env = "prod" }
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-logs-1250000000"
+region = "ap-shanghai"
 "#;
 
 #[cfg(test)]
@@ -354,7 +425,15 @@ mod tests {
     #[test]
     fn builtin_estate_parses_and_covers_every_product() {
         let e = Estate::builtin();
-        assert_eq!(e.accounts.len(), 2);
+        assert_eq!(e.accounts.len(), 3);
+        let tencent = &e.accounts[2];
+        assert_eq!(tencent.cloud, Cloud::Tencent);
+        for p in Cloud::Tencent.products() {
+            assert!(
+                tencent.resources.iter().any(|r| r.product() == Some(*p)),
+                "{p}"
+            );
+        }
         for p in Product::ALL {
             assert!(
                 e.accounts[0]

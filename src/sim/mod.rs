@@ -13,6 +13,7 @@
 
 pub mod aliyun;
 pub mod estate;
+pub mod tencent;
 pub mod values;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -73,6 +74,8 @@ pub struct SimSettings {
     pub ingestion_delay_s: i64,
     /// Fixed latency added to every call.
     pub latency: Duration,
+    /// Instances one Tencent GetMonitorData call may carry (documented: 50).
+    pub tencent_max_instances: usize,
 }
 
 impl Default for SimSettings {
@@ -81,6 +84,7 @@ impl Default for SimSettings {
             qps_limit: 50,
             ingestion_delay_s: 30,
             latency: Duration::ZERO,
+            tencent_max_instances: 50,
         }
     }
 }
@@ -355,6 +359,7 @@ async fn handle(
             }
             Err(e) => SimResponse::json(400, &serde_json::json!({"error": e})),
         },
+        _ if tencent::is_tencent(&sreq) => tencent::handle(&state, &sreq).await,
         _ => aliyun::handle(&state, &sreq).await,
     };
     let mut r = Response::new(Full::new(Bytes::from(resp.body)));
@@ -364,6 +369,45 @@ async fn handle(
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
     Ok(r)
+}
+
+/// Apply the fault injected for `api`, if any: latency, hangs and truncation are handled here
+/// (truncation cuts the normal answer later, in [`truncate_if_asked`]); the faults that answer
+/// get the cloud's own body from `answer`.
+pub async fn injected_fault(
+    state: &SimState,
+    api: &str,
+    answer: impl Fn(&FaultKind) -> SimResponse,
+) -> Option<SimResponse> {
+    let kind = state.take_fault(api)?;
+    match kind {
+        FaultKind::Latency(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        FaultKind::Truncated => {
+            state.inject(Fault {
+                api: Some(format!("{api}#truncate")),
+                kind: FaultKind::Truncated,
+                times: 1,
+            });
+            None
+        }
+        FaultKind::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            None
+        }
+        other => Some(answer(&other)),
+    }
+}
+
+/// Cut the answer in half when a truncation fault was injected for `api`.
+pub fn truncate_if_asked(state: &SimState, api: &str, mut resp: SimResponse) -> SimResponse {
+    if state.take_fault(&format!("{api}#truncate")).is_some() {
+        let half = resp.body.len() / 2;
+        resp.body.truncate(half);
+    }
+    resp
 }
 
 /// Parse a `/_sim/faults` body.

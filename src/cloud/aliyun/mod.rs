@@ -18,6 +18,7 @@ use super::{CallContext, Cloud, CloudError, ErrorClass, FetchItem, FetchOutcome,
 use crate::config::{AccountConfig, Secret};
 use crate::discovery::TtlCache;
 use crate::mapping::ProductCloudSpec;
+pub use crate::util::{host_of, value_string};
 use crate::util::{random_hex, UtcTime};
 
 /// An RPC API: product service, version and action.
@@ -281,15 +282,6 @@ impl AliyunProvider {
     }
 }
 
-/// `host[:port]` of a base URL.
-pub fn host_of(base: &str) -> String {
-    let rest = base
-        .strip_prefix("https://")
-        .or_else(|| base.strip_prefix("http://"))
-        .unwrap_or(base);
-    rest.split('/').next().unwrap_or(rest).to_string()
-}
-
 fn field<'a>(v: &'a Value, names: &[&str]) -> Option<&'a Value> {
     names.iter().find_map(|n| v.get(*n))
 }
@@ -425,15 +417,6 @@ pub fn next_token(
         });
     }
     Ok(next)
-}
-
-/// A JSON scalar as a string (`"60"` and `60` both give "60").
-pub fn value_string(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]

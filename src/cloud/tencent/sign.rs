@@ -363,4 +363,74 @@ mod tests {
         let (sig, _, _) = cos_signature(&req, TC_KEY);
         assert_eq!(sig, "e08b3c24822b9b8d131867c186b441e21bacdf8b");
     }
+
+    /// GetMonitorData with an STS token (sent as X-TC-Token, not signed) and CLB
+    /// DescribeLoadBalancers, computed with tencentcloud-sdk-python-common 3.1.195 at
+    /// X-TC-Timestamp 1735690230 (its Content-Type constant set to the charset form we send).
+    #[test]
+    fn tc3_matches_sdk_vectors_for_monitor_and_clb_calls() {
+        let body = r#"{"Namespace":"QCE/LB_PUBLIC","MetricName":"ClientConnum","Period":60,"StartTime":"2025-01-01T08:06:00+08:00","EndTime":"2025-01-01T08:09:00+08:00","Instances":[{"Dimensions":[{"Name":"vip","Value":"81.70.10.1"}]}]}"#;
+        let req = post(
+            "monitor.tencentcloudapi.com",
+            "monitor",
+            1_735_690_230,
+            body,
+            &[],
+        );
+        assert_eq!(
+            tc3_authorization(&req, TC_ID, TC_KEY),
+            "TC3-HMAC-SHA256 Credential=AKIDTESTSECRETID000000000000000000/2025-01-01/monitor/tc3_request, SignedHeaders=content-type;host, Signature=f8c5200935bf91d550e947debd30e7d37c499b8ca9e6f4fb6d3c2070af53b66c"
+        );
+        let req = post(
+            "clb.tencentcloudapi.com",
+            "clb",
+            1_735_690_230,
+            r#"{"Limit":100,"Offset":0}"#,
+            &[],
+        );
+        assert_eq!(
+            tc3_authorization(&req, TC_ID, TC_KEY),
+            "TC3-HMAC-SHA256 Credential=AKIDTESTSECRETID000000000000000000/2025-01-01/clb/tc3_request, SignedHeaders=content-type;host, Signature=8c0a5032f8fb9d4770e22b18bfda4c346840eb922bdf8e30b62b605af776c8d4"
+        );
+    }
+
+    /// GetService with signed parameters and an STS token (cos-python-sdk-v5 1.9.44 CosS3Auth
+    /// signs every x-cos-* header), and with a marker; clock frozen at 1735690230, the SDK's
+    /// default expiry of 10000 s.
+    #[test]
+    fn cos_matches_sdk_vectors_for_get_service_pages() {
+        let kt = cos_key_time(1_735_690_230, 10_000);
+        assert_eq!(kt, "1735690170;1735700230");
+        let params = pairs(&[("max-keys", "2000")]);
+        let headers = pairs(&[
+            ("host", "service.cos.myqcloud.com"),
+            ("x-cos-security-token", "TOKENEXAMPLE0001"),
+        ]);
+        let req = CosRequest {
+            method: "GET",
+            path: "/",
+            params: &params,
+            headers: &headers,
+            key_time: &kt,
+        };
+        assert_eq!(
+            cos_authorization(&req, TC_ID, TC_KEY),
+            "q-sign-algorithm=sha1&q-ak=AKIDTESTSECRETID000000000000000000&q-sign-time=1735690170;1735700230&q-key-time=1735690170;1735700230&q-header-list=host;x-cos-security-token&q-url-param-list=max-keys&q-signature=3f530856d2ae18ff1d8286ed8971be0ef56abd9a"
+        );
+        let params = pairs(&[("marker", "demo-b-1250000000"), ("max-keys", "2000")]);
+        let headers = pairs(&[("host", "service.cos.myqcloud.com")]);
+        let req = CosRequest {
+            method: "GET",
+            path: "/",
+            params: &params,
+            headers: &headers,
+            key_time: &kt,
+        };
+        let (sig, header_list, param_list) = cos_signature(&req, TC_KEY);
+        assert_eq!(sig, "9e9df9e14743f7f8877e86c677422e56ea1b5b96");
+        assert_eq!(
+            (header_list.as_str(), param_list.as_str()),
+            ("host", "marker;max-keys")
+        );
+    }
 }

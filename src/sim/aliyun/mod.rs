@@ -65,7 +65,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
             return r;
         }
         let resp = rpc(state, req, action, version, &api);
-        return truncate_if(state, &api, resp);
+        return super::truncate_if_asked(state, &api, resp);
     }
     if req
         .header("authorization")
@@ -77,7 +77,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
             return r;
         }
         let resp = oss(state, req);
-        return truncate_if(state, api, resp);
+        return super::truncate_if_asked(state, api, resp);
     }
     error(
         400,
@@ -87,61 +87,38 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
 }
 
 async fn fault(state: &SimState, api: &str, xml: bool) -> Option<SimResponse> {
-    // Truncation is applied to the normal answer afterwards.
-    let kind = state.take_fault(api)?;
-    let body = |status: u16, code: &str, msg: &str| {
-        if xml {
-            oss_error(status, code, msg)
-        } else {
-            error(status, code, msg)
+    super::injected_fault(state, api, |kind| {
+        let body = |status: u16, code: &str, msg: &str| {
+            if xml {
+                oss_error(status, code, msg)
+            } else {
+                error(status, code, msg)
+            }
+        };
+        match kind {
+            FaultKind::Throttle => body(
+                429,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+            ),
+            FaultKind::Malformed => SimResponse {
+                status: 200,
+                content_type: "application/json;charset=utf-8",
+                body: b"{\"RequestId\": \"x\", \"Datapoints\": <html>oops</html>".to_vec(),
+            },
+            FaultKind::AuthFailure => body(
+                400,
+                "SignatureDoesNotMatch",
+                "Specified signature is not matched with our calculation.",
+            ),
+            _ => body(
+                503,
+                "ServiceUnavailable",
+                "The request has failed due to a temporary failure of the server.",
+            ),
         }
-    };
-    match kind {
-        FaultKind::Latency(d) => {
-            tokio::time::sleep(d).await;
-            None
-        }
-        FaultKind::ServerError => Some(body(
-            503,
-            "ServiceUnavailable",
-            "The request has failed due to a temporary failure of the server.",
-        )),
-        FaultKind::Throttle => Some(body(
-            429,
-            "Throttling.User",
-            "Request was denied due to user flow control.",
-        )),
-        FaultKind::Malformed => Some(SimResponse {
-            status: 200,
-            content_type: "application/json;charset=utf-8",
-            body: b"{\"RequestId\": \"x\", \"Datapoints\": <html>oops</html>".to_vec(),
-        }),
-        FaultKind::Truncated => {
-            state.inject(super::Fault {
-                api: Some(format!("{api}#truncate")),
-                kind: FaultKind::Truncated,
-                times: 1,
-            });
-            None
-        }
-        FaultKind::Hang => {
-            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-            None
-        }
-        FaultKind::AuthFailure => Some(body(
-            400,
-            "SignatureDoesNotMatch",
-            "Specified signature is not matched with our calculation.",
-        )),
-    }
-}
-
-fn truncate_if(state: &SimState, api: &str, mut resp: SimResponse) -> SimResponse {
-    if state.take_fault(&format!("{api}#truncate")).is_some() {
-        let half = resp.body.len() / 2;
-        resp.body.truncate(half);
-    }
-    resp
+    })
+    .await
 }
 
 fn rpc(state: &SimState, req: &SimRequest, action: &str, version: &str, api: &str) -> SimResponse {

@@ -1,0 +1,449 @@
+//! Cloud Monitor (`monitor` 2018-07-24) data: `DescribeBaseMetrics` for the periods, statistic
+//! per period and unit of each metric, and `GetMonitorData`, one metric per call with the
+//! resources' dimensions in batches as large as the API accepts (50 instances documented, fewer
+//! when a window holds many points: at most 7200 datapoints a call). A batch the API rejects as
+//! too large is split and the size that works is remembered ([`super::BatchLimit`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::{is_batch_too_large, value_string, Api, TencentProvider};
+use crate::cloud::period::{choose_period, window};
+use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, Point, Resource};
+use crate::mapping::ProductCloudSpec;
+use crate::util::UtcTime;
+
+/// GetMonitorData.
+pub const GET_MONITOR_DATA: Api = Api {
+    service: "monitor",
+    version: "2018-07-24",
+    action: "GetMonitorData",
+};
+
+/// DescribeBaseMetrics.
+pub const DESCRIBE_BASE_METRICS: Api = Api {
+    service: "monitor",
+    version: "2018-07-24",
+    action: "DescribeBaseMetrics",
+};
+
+/// Most datapoints one GetMonitorData call may return (current documentation; older: 1440).
+pub const MAX_DATAPOINTS: usize = 7200;
+
+/// What DescribeBaseMetrics says about one metric.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricMeta {
+    /// Supported periods, ascending.
+    pub periods: Vec<u64>,
+    /// The statistic the cloud computes at each period (`[60, ["max"]]`).
+    pub stat_types: Vec<(u64, Vec<String>)>,
+    /// Unit as the cloud writes it (`Mbps`, `MB`, `%`).
+    pub unit: String,
+}
+
+impl MetricMeta {
+    /// The periods at which the cloud computes `statistic`; all periods when the metadata does
+    /// not say, or for `default`. Choosing among these keeps a `sum` mapping off a period where
+    /// the cloud reports a `max`.
+    pub fn periods_for(&self, statistic: &str) -> Vec<u64> {
+        if statistic != "default" {
+            let matching: Vec<u64> = self
+                .stat_types
+                .iter()
+                .filter(|(_, types)| types.iter().any(|t| t == statistic))
+                .map(|(p, _)| *p)
+                .collect();
+            if !matching.is_empty() {
+                return matching;
+            }
+        }
+        self.periods.clone()
+    }
+}
+
+/// Metadata of a namespace: metric → what the cloud says about it.
+pub type MetricTable = HashMap<String, MetricMeta>;
+
+/// DescribeBaseMetrics for a namespace.
+pub async fn describe_base_metrics(
+    p: &TencentProvider,
+    namespace: &str,
+    region: &str,
+    deadline: Instant,
+) -> Result<MetricTable, CloudError> {
+    let v = p
+        .call(
+            DESCRIBE_BASE_METRICS,
+            region,
+            &json!({ "Namespace": namespace }),
+            deadline,
+        )
+        .await?;
+    Ok(parse_metric_set(&v))
+}
+
+/// The `MetricSet` of a DescribeBaseMetrics answer.
+pub fn parse_metric_set(v: &Value) -> MetricTable {
+    let mut table = MetricTable::new();
+    for m in v
+        .get("MetricSet")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = m.get("MetricName").map(value_string) else {
+            continue;
+        };
+        let mut periods: Vec<u64> = m
+            .get("Period")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| value_string(p).parse().ok())
+            .collect();
+        periods.sort_unstable();
+        periods.dedup();
+        let stat_types = m
+            .get("Periods")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|ps| {
+                // `Period` is a string here, unlike the list above.
+                let period = value_string(ps.get("Period")?).parse().ok()?;
+                let types = ps
+                    .get("StatType")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .map(value_string)
+                    .collect();
+                Some((period, types))
+            })
+            .collect();
+        let unit = m.get("Unit").map(value_string).unwrap_or_default();
+        table.insert(
+            name,
+            MetricMeta {
+                periods,
+                stat_types,
+                unit,
+            },
+        );
+    }
+    table
+}
+
+/// API 3.0 times: ISO 8601 in China Standard Time, as the SDK examples send them.
+pub fn api_time(unix_s: i64) -> String {
+    let local = UtcTime::from_unix(unix_s + 8 * 3600).iso8601();
+    format!("{}+08:00", local.trim_end_matches('Z'))
+}
+
+/// One instance of a query: its dimensions, and the resource they name.
+type Instance = (Vec<(String, String)>, String);
+
+/// One GetMonitorData query before batching limits are applied.
+struct Query {
+    item: usize,
+    namespace: String,
+    metric: String,
+    period: u64,
+    start_s: i64,
+    end_s: i64,
+    /// Dimensions of each instance, with the resource each names.
+    instances: Vec<Instance>,
+}
+
+/// What one query returned: its DataPoints, the period of the answer, calls made.
+type QueryResult = (Result<(Vec<Value>, u64), CloudError>, u64);
+/// (item, resource, dimension labels) of a series.
+type SeriesKey = (usize, String, Vec<(String, String)>);
+
+/// Fetch every item of a job.
+pub async fn fetch(
+    p: &TencentProvider,
+    ctx: &CallContext,
+    region: &str,
+    spec: &ProductCloudSpec,
+    items: &[FetchItem],
+    resources: &[Resource],
+) -> FetchOutcome {
+    let mut out = FetchOutcome::default();
+    if resources.is_empty() || items.is_empty() {
+        return out;
+    }
+    let monitor_region = spec.monitor_region.as_deref().unwrap_or(region);
+    let mut by_namespace: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
+    for r in resources {
+        match spec.target(r) {
+            Some(t) => by_namespace
+                .entry(t.namespace)
+                .or_default()
+                .push((t.dimensions, r.id.clone())),
+            None => debug!(resource = %r.id, "no monitor dimensions discovered; not queried"),
+        }
+    }
+    let now_ms = p.shared().clock.now_ms();
+    let mut queries = Vec::new();
+    for (namespace, instances) in &by_namespace {
+        let table = match p
+            .metric_table(namespace, monitor_region, ctx.deadline)
+            .await
+        {
+            Ok(t) => Some(t),
+            Err(e) => {
+                // Without metadata the fallback period still gives data; the failure is reported.
+                out.errors.push(e);
+                None
+            }
+        };
+        for (i, item) in items.iter().enumerate() {
+            let src = &item.source;
+            let meta = table.as_ref().and_then(|t| t.get(&src.metric));
+            if let (Some(m), Some(want)) = (meta, &src.source_unit) {
+                if !m.unit.is_empty() && !m.unit.eq_ignore_ascii_case(want) {
+                    p.report_unit_mismatch(namespace, &src.metric, want, &m.unit);
+                }
+            }
+            let supported = meta
+                .map(|m| m.periods_for(&src.statistic))
+                .unwrap_or_default();
+            let period = choose_period(
+                &supported,
+                ctx.scrape_interval_s,
+                src.period,
+                ctx.period_fallback_s,
+            );
+            let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
+            queries.push(Query {
+                item: i,
+                namespace: namespace.clone(),
+                metric: src.metric.clone(),
+                period,
+                // The window is (start, end]: the first point asked for starts one period later.
+                start_s: start / 1000 + period as i64,
+                end_s: end / 1000,
+                instances: instances.clone(),
+            });
+        }
+    }
+    let results: Vec<(Query, QueryResult)> = stream::iter(queries)
+        .map(|q| async {
+            let r = run_query(p, monitor_region, &q, ctx.deadline).await;
+            (q, r)
+        })
+        .buffer_unordered(ctx.metric_concurrency.max(1))
+        .collect()
+        .await;
+    let mut newest: HashMap<SeriesKey, Point> = HashMap::new();
+    for (q, (r, calls)) in results {
+        out.calls += calls;
+        let (data_points, period) = match r {
+            Ok(x) => x,
+            Err(e) => {
+                out.errors.push(e);
+                continue;
+            }
+        };
+        let source = &items[q.item].source;
+        let names: Vec<&str> = q
+            .instances
+            .first()
+            .map(|(d, _)| d.iter().map(|(k, _)| k.as_str()).collect())
+            .unwrap_or_default();
+        let by_dims: HashMap<Vec<&str>, &str> = q
+            .instances
+            .iter()
+            .map(|(d, id)| (d.iter().map(|(_, v)| v.as_str()).collect(), id.as_str()))
+            .collect();
+        let period_ms = (period.min(366 * 86_400) * 1000) as i64;
+        for dp in &data_points {
+            let dims: HashMap<String, String> = dp
+                .get("Dimensions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|d| Some((value_string(d.get("Name")?), value_string(d.get("Value")?))))
+                .collect();
+            let key: Option<Vec<&str>> = names
+                .iter()
+                .map(|n| dims.get(*n).map(String::as_str))
+                .collect();
+            let Some(id) = key.and_then(|k| by_dims.get(&k).copied()) else {
+                continue;
+            };
+            let Some((ts_ms, value)) = newest_complete(dp, period_ms, now_ms) else {
+                continue;
+            };
+            let labels: Vec<(String, String)> = source
+                .dimension_labels
+                .iter()
+                .map(|(label, dim)| {
+                    let raw = dims.get(dim).cloned().unwrap_or_default();
+                    (label.clone(), source.dimension_label_value(label, &raw))
+                })
+                .collect();
+            let series = (q.item, id.to_string(), labels.clone());
+            if newest
+                .get(&series)
+                .is_none_or(|old| ts_ms > old.timestamp_ms)
+            {
+                newest.insert(
+                    series,
+                    Point {
+                        item: q.item,
+                        resource_id: id.to_string(),
+                        value,
+                        period_s: period,
+                        timestamp_ms: ts_ms,
+                        dimensions: labels,
+                    },
+                );
+            }
+        }
+    }
+    let mut points: Vec<Point> = newest.into_values().collect();
+    points.sort_by(|a, b| {
+        (a.item, &a.resource_id, &a.dimensions).cmp(&(b.item, &b.resource_id, &b.dimensions))
+    });
+    out.points = points;
+    out
+}
+
+/// The newest point of a DataPoint whose period has ended: (timestamp ms, value).
+fn newest_complete(dp: &Value, period_ms: i64, now_ms: i64) -> Option<(i64, f64)> {
+    let timestamps = dp.get("Timestamps")?.as_array()?;
+    let values = dp.get("Values")?.as_array()?;
+    timestamps
+        .iter()
+        .zip(values)
+        .filter_map(|(t, v)| Some(((t.as_f64()? * 1000.0) as i64, v.as_f64()?)))
+        .filter(|(t, v)| v.is_finite() && t.saturating_add(period_ms) <= now_ms)
+        .max_by_key(|(t, _)| *t)
+}
+
+/// Run one query in as few calls as the batch limits allow: chunks of the learnt batch size
+/// (and of what fits in 7200 datapoints); a chunk rejected as too large is cut again.
+async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Instant) -> QueryResult {
+    let points_per_instance =
+        (((q.end_s - q.start_s) / q.period.max(1) as i64) + 1).max(1) as usize;
+    let by_points = (MAX_DATAPOINTS / points_per_instance).max(1);
+    let mut data_points = Vec::new();
+    let mut period = q.period;
+    let mut calls = 0u64;
+    let mut pending: Vec<&[Instance]> = vec![&q.instances];
+    while let Some(batch) = pending.pop() {
+        let size = p.batch_limit.size().min(by_points);
+        if batch.len() > size {
+            pending.extend(batch.chunks(size).rev());
+            continue;
+        }
+        let body = request_body(q, batch);
+        calls += 1;
+        match p.call(GET_MONITOR_DATA, region, &body, deadline).await {
+            Ok(v) => {
+                p.batch_limit.worked(batch.len());
+                if let Some(n) = v.get("Period").and_then(Value::as_u64) {
+                    period = n;
+                }
+                if let Some(a) = v.get("DataPoints").and_then(Value::as_array) {
+                    data_points.extend(a.iter().cloned());
+                }
+            }
+            Err(e) if is_batch_too_large(&e) && batch.len() > 1 => {
+                p.batch_limit.rejected(batch.len());
+                p.shared()
+                    .metrics
+                    .batch_splits
+                    .with_label_values(&["tencent", GET_MONITOR_DATA.action])
+                    .inc();
+                debug!(
+                    instances = batch.len(),
+                    next = p.batch_limit.size(),
+                    "GetMonitorData batch too large; splitting"
+                );
+                pending.push(batch);
+            }
+            Err(e) => return (Err(e), calls),
+        }
+    }
+    (Ok((data_points, period)), calls)
+}
+
+/// The GetMonitorData body of one batch.
+fn request_body(q: &Query, batch: &[Instance]) -> Value {
+    let instances: Vec<Value> = batch
+        .iter()
+        .map(|(dims, _)| {
+            let d: Vec<Value> = dims
+                .iter()
+                .map(|(k, v)| json!({ "Name": k, "Value": v }))
+                .collect();
+            json!({ "Dimensions": d })
+        })
+        .collect();
+    json!({
+        "Namespace": q.namespace,
+        "MetricName": q.metric,
+        "Period": q.period,
+        "StartTime": api_time(q.start_s),
+        "EndTime": api_time(q.end_s),
+        "Instances": instances,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_set_gives_periods_stat_types_and_units() {
+        // The official DescribeBaseMetrics example (tccli examples.json).
+        let v: Value = serde_json::from_str(r#"{"RequestId":"15e8eb48","MetricSet":[{"Namespace":"QCE/CVM","MetricName":"AccOuttraffic",
+ "MetricCName":"外网出流量","MetricEName":"the out traffic","Unit":"MB","UnitCname":"","Period":[10,60,300,3600,86400],
+ "Periods":[{"Period":"10","StatType":["sum"]},{"Period":"60","StatType":["sum"]},{"Period":"300","StatType":["sum"]},
+            {"Period":"3600","StatType":["sum"]},{"Period":"86400","StatType":["sum"]}],
+ "Dimensions":[{"Dimensions":["InstanceId"]}],"Meaning":{"En":"","Zh":"外网网卡的平均每秒出流量"}}]}"#).unwrap();
+        let t = parse_metric_set(&v);
+        let m = &t["AccOuttraffic"];
+        assert_eq!(m.periods, vec![10, 60, 300, 3600, 86400]);
+        assert_eq!(m.unit, "MB");
+        assert_eq!(m.stat_types[1], (60, vec!["sum".to_string()]));
+    }
+
+    #[test]
+    fn periods_follow_the_statistic_the_cloud_computes() {
+        let m = MetricMeta {
+            periods: vec![60, 300, 3600],
+            stat_types: vec![
+                (60, vec!["max".into()]),
+                (300, vec!["sum".into()]),
+                (3600, vec!["sum".into()]),
+            ],
+            unit: "Count".into(),
+        };
+        assert_eq!(m.periods_for("sum"), vec![300, 3600]);
+        assert_eq!(m.periods_for("max"), vec![60]);
+        assert_eq!(m.periods_for("avg"), vec![60, 300, 3600]);
+        assert_eq!(m.periods_for("default"), vec![60, 300, 3600]);
+    }
+
+    #[test]
+    fn api_times_are_china_standard_time() {
+        assert_eq!(api_time(1_735_689_600), "2025-01-01T08:00:00+08:00");
+    }
+
+    #[test]
+    fn newest_complete_point_skips_open_periods_and_gaps() {
+        let dp = json!({"Timestamps":[60, 120, 180],"Values":[1.5, 2.5, 9.0]});
+        assert_eq!(newest_complete(&dp, 60_000, 240_000), Some((180_000, 9.0)));
+        assert_eq!(newest_complete(&dp, 60_000, 239_999), Some((120_000, 2.5)));
+        let empty = json!({"Timestamps":[],"Values":[]});
+        assert_eq!(newest_complete(&empty, 60_000, 240_000), None);
+    }
+}
