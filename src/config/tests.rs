@@ -43,10 +43,38 @@ products = ["clb"]
 fn the_shipped_config_parses() {
     let text = include_str!("../../config.toml");
     let c = ok(text);
-    assert_eq!(c.accounts.len(), 1);
+    assert_eq!(c.accounts.len(), 2);
     assert_eq!(c.server.listen.port(), 9101);
     assert_eq!(c.server.scrape_interval, Duration::from_secs(60));
     assert_eq!(c.accounts[0].products.len(), 6);
+    assert_eq!(c.accounts[1].cloud, Cloud::Tencent);
+    assert_eq!(c.accounts[1].products.len(), 4);
+}
+
+#[test]
+fn tencent_accounts_take_their_products_services_and_batch_size() {
+    let base = "[[accounts]]\ncloud = \"tencent\"\naccount_id = \"100012345678\"\naccess_key_id = \"AKID1\"\naccess_key_secret = \"k\"\nregions = [\"ap-guangzhou\"]\n";
+    let c = ok(&format!(
+        "{base}products = [\"clb\", \"s3\"]\nmonitor_batch_size = 10\n[accounts.endpoints]\nmonitor = \"http://127.0.0.1:1\"\n"
+    ));
+    assert_eq!(c.accounts[0].monitor_batch_size, Some(10));
+    assert_eq!(c.accounts[0].endpoints["monitor"], "http://127.0.0.1:1");
+    let e = errors(&format!(
+        "{base}products = [\"alb\"]\nmonitor_batch_size = 0\n[accounts.endpoints]\ncms = \"http://x\"\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "accounts[0].products[0]: \"alb\" does not exist on tencent: use \"clb\", \"gwlb\", \"bwp\", \"s3\"",
+            "accounts[0].endpoints.cms: unknown service: use one of monitor, clb, gwlb, vpc, cvm, tag, cos",
+            "accounts[0].monitor_batch_size: must be a whole number from 1 to 1000 (instances per GetMonitorData call; the documented limit is 50)",
+        ]
+    );
+    let e = errors("[[accounts]]\ncloud = \"aliyun\"\naccount_id = \"1\"\naccess_key_id = \"a\"\naccess_key_secret = \"k\"\nregions = [\"cn-hangzhou\"]\nproducts = [\"clb\"]\nmonitor_batch_size = 10\n");
+    assert_eq!(
+        e,
+        vec!["accounts[0].monitor_batch_size: applies to tencent accounts only (GetMonitorData instances per call): remove it"]
+    );
 }
 
 #[test]

@@ -734,14 +734,62 @@ async fn once_and_discover_run_against_the_simulator() {
     );
 }
 
+/// The README's metrics table, as the mappings define it.
+fn metrics_table(set: &MappingSet) -> String {
+    let clouds = [Cloud::Aliyun, Cloud::Tencent];
+    let mut out = String::from("| Family | Meaning | Aliyun source (statistic) | Tencent source (statistic) |\n|---|---|---|---|\n");
+    for f in &set.families {
+        let meaning = f.help.split(" Source: ").next().unwrap_or("");
+        let cells: Vec<String> = clouds
+            .iter()
+            .map(|c| match f.sources.get(c) {
+                None => "—".to_string(),
+                Some(list) => list
+                    .iter()
+                    .map(|s| {
+                        let labels: Vec<String> =
+                            s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                        let l = if labels.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{{{}}}", labels.join(","))
+                        };
+                        format!("{}{l} ({})", s.metric, s.statistic)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {meaning} | {} |\n",
+            f.name,
+            cells.join(" | ")
+        ));
+    }
+    out
+}
+
 #[test]
 fn readme_documents_every_metric_family() {
-    let readme = include_str!("../../README.md");
-    for f in &MappingSet::embedded().unwrap().families {
-        assert!(
-            readme.contains(&format!("`{}`", f.name)),
-            "README lacks {}",
-            f.name
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let (start, end) = (
+        "<!-- metrics-table:start -->\n",
+        "<!-- metrics-table:end -->",
+    );
+    let a = readme
+        .find(start)
+        .expect("README lacks the metrics-table markers")
+        + start.len();
+    let b = readme.find(end).unwrap();
+    let want = metrics_table(&MappingSet::embedded().unwrap());
+    if std::env::var_os("UPDATE_README").is_some() {
+        std::fs::write(path, format!("{}{want}{}", &readme[..a], &readme[b..])).unwrap();
+    } else {
+        assert_eq!(
+            &readme[a..b],
+            want,
+            "README metrics table is stale: rerun with UPDATE_README=1"
         );
     }
     for m in [
@@ -755,6 +803,8 @@ fn readme_documents_every_metric_family() {
         "multicloud_scrapes_total",
         "multicloud_cache_entries",
         "multicloud_build_info",
+        "multicloud_batch_splits_total",
+        "multicloud_mapping_unit_mismatch",
     ] {
         assert!(readme.contains(m), "README lacks {m}");
     }
