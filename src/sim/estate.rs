@@ -36,6 +36,19 @@ pub struct SimAccount {
     pub resources: Vec<SimResource>,
 }
 
+impl SimAccount {
+    /// The account's resources of a product in a region, by ID.
+    pub fn resources_in(&self, product: Product, region: &str) -> Vec<&SimResource> {
+        let mut v: Vec<&SimResource> = self
+            .resources
+            .iter()
+            .filter(|r| r.product() == Some(product) && r.region == region)
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
 /// One resource.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -371,6 +371,38 @@ async fn handle(
     Ok(r)
 }
 
+/// A request ID in the 8-4-4-4-12 hex form both clouds use.
+pub fn request_id() -> String {
+    let h = crate::util::random_hex();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The `Credential`, `SignedHeaders` and `Signature` fields of an `Authorization` header after
+/// its scheme (`Credential=…, SignedHeaders=…, Signature=…`, with or without spaces).
+pub fn authorization_fields(rest: &str) -> Option<(&str, &str, &str)> {
+    let mut credential = None;
+    let mut signed = None;
+    let mut signature = None;
+    for part in rest.split(',') {
+        let part = part.trim();
+        if let Some(v) = part.strip_prefix("Credential=") {
+            credential = Some(v);
+        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
+            signed = Some(v);
+        } else if let Some(v) = part.strip_prefix("Signature=") {
+            signature = Some(v);
+        }
+    }
+    Some((credential?, signed?, signature?))
+}
+
 /// Apply the fault injected for `api`, if any: latency, hangs and truncation are handled here
 /// (truncation cuts the normal answer later, in [`truncate_if_asked`]); the faults that answer
 /// get the cloud's own body from `answer`.

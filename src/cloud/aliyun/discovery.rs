@@ -13,7 +13,6 @@ use super::sign::{oss_v4_authorization, OssV4Request};
 use super::{next_token, value_string, AliyunProvider, Api};
 use crate::cloud::buckets::{parse_list_buckets, parse_xml_error};
 use crate::cloud::http::{self, CallSite};
-use crate::cloud::retry::with_retry;
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
 use crate::util::UtcTime;
 
@@ -439,77 +438,55 @@ async fn oss_get(
         api,
         region,
     };
-    let shared = p.shared().clone();
-    let limiter = shared.limiters.get(Cloud::Aliyun, p.account_id(), api);
-    with_retry(
-        deadline,
-        |_| {
-            let shared = shared.clone();
-            let limiter = limiter.clone();
-            async move {
-                if !limiter.acquire(deadline).await {
-                    return Err(site.error(
-                        ErrorClass::Timeout,
-                        "rate limiter: no call slot before the scrape deadline",
-                    ));
-                }
-                let started = std::time::Instant::now();
-                let base = p.base_url("oss", region);
-                let now = shared.clock.now_s();
-                let mut headers = vec![
-                    ("x-oss-date".to_string(), UtcTime::from_unix(now).basic()),
-                    (
-                        "x-oss-content-sha256".to_string(),
-                        "UNSIGNED-PAYLOAD".to_string(),
-                    ),
-                ];
-                let (ak, sk, token) = p.credentials();
-                if let Some(t) = token {
-                    headers.push(("x-oss-security-token".to_string(), t.expose().to_string()));
-                }
-                let auth = oss_v4_authorization(
-                    &OssV4Request {
-                        method: "GET",
-                        resource_path: "/",
-                        query,
-                        headers: &headers,
-                        region,
-                        time: now,
-                    },
-                    ak,
-                    sk.expose(),
-                );
-                let url = format!("{base}/?{}", crate::util::encode_query(query));
-                let mut req = shared.client.get(url).header("authorization", auth);
-                for (k, v) in &headers {
-                    req = req.header(k.as_str(), v.as_str());
-                }
-                let r = match http::send(&shared, site, deadline, req).await {
-                    Ok(raw) if (200..300).contains(&raw.status) => Ok(raw.body),
-                    Ok(raw) => {
-                        let (code, message, request_id) = parse_xml_error(&raw.body);
-                        let class = match code.as_deref() {
-                            Some(c) => super::classify(c, raw.status),
-                            None if raw.status >= 500 => ErrorClass::ServerError,
-                            None => ErrorClass::BadResponse,
-                        };
-                        Err(CloudError {
-                            http_status: Some(raw.status),
-                            code,
-                            request_id,
-                            ..site.error(class, message)
-                        })
-                    }
-                    Err(e) => Err(e),
-                };
-                shared
-                    .metrics
-                    .observe_request(Cloud::Aliyun, api, &r, started.elapsed());
-                r
-            }
-        },
-        |_| shared.metrics.observe_retry(Cloud::Aliyun, api),
-    )
+    let shared = p.shared();
+    http::call(shared, site, p.account_id(), deadline, || async move {
+        let base = p.base_url("oss", region);
+        let now = shared.clock.now_s();
+        let mut headers = vec![
+            ("x-oss-date".to_string(), UtcTime::from_unix(now).basic()),
+            (
+                "x-oss-content-sha256".to_string(),
+                "UNSIGNED-PAYLOAD".to_string(),
+            ),
+        ];
+        let (ak, sk, token) = p.credentials();
+        if let Some(t) = token {
+            headers.push(("x-oss-security-token".to_string(), t.expose().to_string()));
+        }
+        let auth = oss_v4_authorization(
+            &OssV4Request {
+                method: "GET",
+                resource_path: "/",
+                query,
+                headers: &headers,
+                region,
+                time: now,
+            },
+            ak,
+            sk.expose(),
+        );
+        let url = format!("{base}/?{}", crate::util::encode_query(query));
+        let mut req = shared.client.get(url).header("authorization", auth);
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let raw = http::send(shared, site, deadline, req).await?;
+        if (200..300).contains(&raw.status) {
+            return Ok(raw.body);
+        }
+        let (code, message, request_id) = parse_xml_error(&raw.body);
+        let class = match code.as_deref() {
+            Some(c) => super::classify(c, raw.status),
+            None if raw.status >= 500 => ErrorClass::ServerError,
+            None => ErrorClass::BadResponse,
+        };
+        Err(CloudError {
+            http_status: Some(raw.status),
+            code,
+            request_id,
+            ..site.error(class, message)
+        })
+    })
     .await
 }
 

@@ -13,7 +13,6 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::http::{self, CallSite, Shared};
-use super::retry::with_retry;
 use super::{CallContext, Cloud, CloudError, ErrorClass, FetchItem, FetchOutcome, Resource};
 use crate::config::{AccountConfig, Secret};
 use crate::discovery::TtlCache;
@@ -104,35 +103,9 @@ impl AliyunProvider {
             api: api.action,
             region,
         };
-        let limiter = self
-            .shared
-            .limiters
-            .get(Cloud::Aliyun, &self.account_id, api.action);
-        let metrics = self.shared.metrics.clone();
-        with_retry(
-            deadline,
-            |_| {
-                let limiter = limiter.clone();
-                async move {
-                    if !limiter.acquire(deadline).await {
-                        return Err(site.error(
-                            ErrorClass::Timeout,
-                            "rate limiter: no call slot before the scrape deadline",
-                        ));
-                    }
-                    let started = std::time::Instant::now();
-                    let r = self.rpc_once(api, site, region, params, deadline).await;
-                    self.shared.metrics.observe_request(
-                        Cloud::Aliyun,
-                        api.action,
-                        &r,
-                        started.elapsed(),
-                    );
-                    r
-                }
-            },
-            |_| metrics.observe_retry(Cloud::Aliyun, api.action),
-        )
+        http::call(&self.shared, site, &self.account_id, deadline, || {
+            self.rpc_once(api, site, region, params, deadline)
+        })
         .await
     }
 

@@ -9,26 +9,13 @@ use super::error;
 use crate::cloud::Product;
 use crate::sim::estate::{Estate, SimAccount, SimResource};
 use crate::sim::values;
-use crate::sim::{SimResponse, SimState};
-use crate::util::random_hex;
+use crate::sim::{request_id, SimResponse, SimState};
 
 fn get<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
-}
-
-fn request_id() -> String {
-    let h = random_hex().to_uppercase();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 fn bad(message: &str) -> SimResponse {
@@ -79,16 +66,6 @@ fn region_of(estate: &Estate, params: &[(String, String)]) -> Result<String, Sim
         ));
     }
     Ok(r.to_string())
-}
-
-fn resources<'a>(account: &'a SimAccount, product: Product, region: &str) -> Vec<&'a SimResource> {
-    let mut v: Vec<&SimResource> = account
-        .resources
-        .iter()
-        .filter(|r| r.product() == Some(product) && r.region == region)
-        .collect();
-    v.sort_by(|a, b| a.id.cmp(&b.id));
-    v
 }
 
 /// Route an RPC call.
@@ -249,7 +226,7 @@ fn describe_metric_last(
     let dim_key = resource_dimension(meta);
     let percent = meta.unit == "%";
     let mut rows = Vec::new();
-    for r in resources(account, product, &region) {
+    for r in account.resources_in(product, &region) {
         for (extra, combo) in fan_out_combinations(meta) {
             let mut row = Map::new();
             row.insert("userId".into(), json!(account.account_id));
@@ -364,7 +341,7 @@ fn slb_load_balancers(
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let all = resources(account, Product::Clb, &region);
+    let all = account.resources_in(Product::Clb, &region);
     let rows: Vec<Value> = all
         .iter()
         .skip((page - 1) * size)
@@ -394,7 +371,7 @@ fn list_load_balancers(
     let region = region_of(estate, params)?;
     let size = page_size(params, "MaxResults", 20, max)?;
     let offset = token_offset(params)?;
-    let all = resources(account, product, &region);
+    let all = account.resources_in(product, &region);
     let rows: Vec<Value> = all
         .iter()
         .skip(offset)
@@ -429,7 +406,7 @@ fn bandwidth_packages(
         .and_then(|s| s.parse::<usize>().ok())
         .unwrap_or(1)
         .max(1);
-    let all = resources(account, Product::Bwp, &region);
+    let all = account.resources_in(Product::Bwp, &region);
     let rows: Vec<Value> = all
         .iter()
         .skip((page - 1) * size)

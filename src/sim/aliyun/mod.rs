@@ -137,20 +137,7 @@ fn rpc(state: &SimState, req: &SimRequest, action: &str, version: &str, api: &st
             "The request signature does not conform to Aliyun standards.",
         );
     };
-    let mut credential = None;
-    let mut signed_headers = None;
-    let mut signature = None;
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Credential=") {
-            credential = Some(v);
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed_headers = Some(v);
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            signature = Some(v);
-        }
-    }
-    let (Some(ak), Some(signed), Some(sig)) = (credential, signed_headers, signature) else {
+    let Some((ak, signed, sig)) = super::authorization_fields(rest) else {
         return error(
             400,
             "IncompleteSignature",

@@ -71,16 +71,6 @@ fn invalid(message: &str) -> SimResponse {
     error("InvalidParameterValue", message)
 }
 
-fn resources<'a>(account: &'a SimAccount, product: Product, region: &str) -> Vec<&'a SimResource> {
-    let mut v: Vec<&SimResource> = account
-        .resources
-        .iter()
-        .filter(|r| r.product() == Some(product) && r.region == region)
-        .collect();
-    v.sort_by(|a, b| a.id.cmp(&b.id));
-    v
-}
-
 fn tags(r: &SimResource) -> Value {
     r.tags
         .iter()
@@ -157,7 +147,7 @@ fn listing(
             .ok_or_else(|| invalid("The value of `Offset` must be a non-negative integer."))?
             as usize,
     };
-    let all = resources(account, product, region);
+    let all = account.resources_in(product, region);
     let page: Vec<Value> = all
         .iter()
         .skip(offset)

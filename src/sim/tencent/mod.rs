@@ -8,7 +8,7 @@ mod handlers;
 
 use serde_json::{json, Value};
 
-use super::{FaultKind, SimRequest, SimResponse, SimState};
+use super::{request_id, FaultKind, SimRequest, SimResponse, SimState};
 use crate::cloud::tencent::sign::{cos_signature, tc3_signature, CosRequest, Tc3Request};
 use crate::cloud::Cloud;
 use crate::util::{parse_query, random_hex};
@@ -22,18 +22,6 @@ pub fn is_tencent(req: &SimRequest) -> bool {
         || req
             .header("authorization")
             .is_some_and(|a| a.starts_with("q-sign-algorithm="))
-}
-
-fn request_id() -> String {
-    let h = random_hex();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }
 
 /// Tencent's error answer: HTTP 200 with `Response.Error`.
@@ -122,21 +110,7 @@ fn scope_service(req: &SimRequest) -> Option<String> {
 
 /// The fields of a TC3 `Authorization` header: (credential, signed headers, signature).
 fn parse_tc3(auth: &str) -> Option<(&str, &str, &str)> {
-    let rest = auth.strip_prefix("TC3-HMAC-SHA256 ")?;
-    let mut credential = None;
-    let mut signed = None;
-    let mut signature = None;
-    for part in rest.split(',') {
-        let part = part.trim();
-        if let Some(v) = part.strip_prefix("Credential=") {
-            credential = Some(v);
-        } else if let Some(v) = part.strip_prefix("SignedHeaders=") {
-            signed = Some(v);
-        } else if let Some(v) = part.strip_prefix("Signature=") {
-            signature = Some(v);
-        }
-    }
-    Some((credential?, signed?, signature?))
+    super::authorization_fields(auth.strip_prefix("TC3-HMAC-SHA256 ")?)
 }
 
 fn api3(state: &SimState, req: &SimRequest, service: &str, action: &str, api: &str) -> SimResponse {
