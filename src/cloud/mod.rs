@@ -326,8 +326,8 @@ impl Provider {
     /// Every region the account can use (for `regions = ["*"]`).
     pub async fn regions(&self, ctx: &CallContext) -> Result<Vec<String>, CloudError> {
         match self {
-            Provider::Aliyun(p) => p.regions(ctx).await,
-            Provider::Tencent(p) => p.regions(ctx).await,
+            Provider::Aliyun(p) => aliyun::discovery::regions(p, ctx.deadline).await,
+            Provider::Tencent(p) => tencent::discovery::regions(p, ctx.deadline).await,
         }
     }
 
@@ -339,8 +339,12 @@ impl Provider {
         product: crate::cloud::Product,
     ) -> Result<Vec<Resource>, CloudError> {
         match self {
-            Provider::Aliyun(p) => p.discover(ctx, region, product).await,
-            Provider::Tencent(p) => p.discover(ctx, region, product).await,
+            Provider::Aliyun(p) => {
+                aliyun::discovery::discover(p, region, product, ctx.deadline).await
+            }
+            Provider::Tencent(p) => {
+                tencent::discovery::discover(p, region, product, ctx.deadline).await
+            }
         }
     }
 
@@ -354,8 +358,10 @@ impl Provider {
         resources: &[Resource],
     ) -> FetchOutcome {
         match self {
-            Provider::Aliyun(p) => p.fetch(ctx, region, spec, items, resources).await,
-            Provider::Tencent(p) => p.fetch(ctx, region, spec, items, resources).await,
+            Provider::Aliyun(p) => aliyun::cms::fetch(p, ctx, region, spec, items, resources).await,
+            Provider::Tencent(p) => {
+                tencent::monitor::fetch(p, ctx, region, spec, items, resources).await
+            }
         }
     }
 

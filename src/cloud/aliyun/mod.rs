@@ -13,10 +13,9 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::http::{self, CallSite, Shared};
-use super::{CallContext, Cloud, CloudError, ErrorClass, FetchItem, FetchOutcome, Resource};
+use super::{Cloud, CloudError, ErrorClass};
 use crate::config::{AccountConfig, Secret};
 use crate::discovery::TtlCache;
-use crate::mapping::ProductCloudSpec;
 pub use crate::util::{host_of, value_string};
 use crate::util::{random_hex, UtcTime};
 
@@ -185,33 +184,6 @@ impl AliyunProvider {
                     .map(Arc::new)
             })
             .await
-    }
-
-    /// Every region of the account.
-    pub async fn regions(&self, ctx: &CallContext) -> Result<Vec<String>, CloudError> {
-        discovery::regions(self, ctx.deadline).await
-    }
-
-    /// The resources of one product in one region.
-    pub async fn discover(
-        &self,
-        ctx: &CallContext,
-        region: &str,
-        product: super::Product,
-    ) -> Result<Vec<Resource>, CloudError> {
-        discovery::discover(self, region, product, ctx.deadline).await
-    }
-
-    /// Newest datapoints of a job.
-    pub async fn fetch(
-        &self,
-        ctx: &CallContext,
-        region: &str,
-        spec: &ProductCloudSpec,
-        items: &[FetchItem],
-        resources: &[Resource],
-    ) -> FetchOutcome {
-        cms::fetch(self, ctx, region, spec, items, resources).await
     }
 
     /// The account ID.
