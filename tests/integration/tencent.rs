@@ -438,3 +438,22 @@ async fn a_unit_the_metadata_contradicts_is_reported() {
     );
     assert_eq!(series(&t, "multicloud_mapping_unit_mismatch"), 2);
 }
+
+#[tokio::test]
+async fn tencent_all_regions_come_from_cvm_describe_regions() {
+    let h = harness_with(Estate::builtin(), |c| {
+        tencent_only(c);
+        c.accounts[0].regions = vec!["*".into()];
+        c.accounts[0].products = vec![Product::Clb];
+    })
+    .await;
+    let snap = collect(&h).await;
+    let regions: Vec<&str> = snap.jobs.iter().map(|j| j.region.as_str()).collect();
+    assert_eq!(regions, vec!["ap-beijing", "ap-guangzhou", "ap-shanghai"]);
+    assert!(snap.jobs.iter().all(|j| j.success));
+    assert_eq!(h.sim.state.calls_to("cvm.DescribeRegions"), 1);
+    let resources: Vec<usize> = snap.jobs.iter().map(|j| j.resources.len()).collect();
+    assert_eq!(resources, vec![0, 3, 1]);
+    collect(&h).await;
+    assert_eq!(h.sim.state.calls_to("cvm.DescribeRegions"), 1);
+}
