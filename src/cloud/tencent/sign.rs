@@ -169,22 +169,26 @@ mod tests {
     const TC_ID: &str = "AKIDTESTSECRETID000000000000000000";
     const TC_KEY: &str = "TestSecretKey0123456789ABCDEFGHIJ";
 
-    fn post(
-        host: &str,
-        service: &str,
-        ts: i64,
-        body: &str,
-        extra: &[(&str, &str)],
-    ) -> Tc3Request<'static> {
+    /// The headers the client signs for a JSON POST to `host`, plus `extra`.
+    fn json_headers(host: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut headers = pairs(&[("Content-Type", JSON_CONTENT_TYPE), ("Host", host)]);
         headers.extend(pairs(extra));
+        headers
+    }
+
+    fn post<'a>(
+        headers: &'a [(String, String)],
+        service: &'a str,
+        timestamp: i64,
+        body: &'a str,
+    ) -> Tc3Request<'a> {
         Tc3Request {
             method: "POST",
             canonical_query: "",
-            headers: Box::leak(headers.into_boxed_slice()),
-            payload: Box::leak(body.as_bytes().to_vec().into_boxed_slice()),
-            service: Box::leak(service.to_string().into_boxed_str()),
-            timestamp: ts,
+            headers,
+            payload: body.as_bytes(),
+            service,
+            timestamp,
         }
     }
 
@@ -192,7 +196,8 @@ mod tests {
     #[test]
     fn tc3_matches_the_official_example_t1() {
         let body = r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#;
-        let req = post("cvm.tencentcloudapi.com", "cvm", 1_551_113_065, body, &[]);
+        let headers = json_headers("cvm.tencentcloudapi.com", &[]);
+        let req = post(&headers, "cvm", 1_551_113_065, body);
         let (canonical, signed) = tc3_canonical_request(&req);
         assert_eq!(
             canonical,
@@ -224,13 +229,8 @@ mod tests {
             sha256_hex(T2_BODY.as_bytes()),
             "5a4175a0a7aba5a029ffc4684b7246a167b3899bb9d7b992697d807f1d31fd75"
         );
-        let req = post(
-            "monitor.tencentcloudapi.com",
-            "monitor",
-            1_735_689_600,
-            T2_BODY,
-            &[],
-        );
+        let headers = json_headers("monitor.tencentcloudapi.com", &[]);
+        let req = post(&headers, "monitor", 1_735_689_600, T2_BODY);
         let (canonical, _) = tc3_canonical_request(&req);
         assert_eq!(
             sha256_hex(canonical.as_bytes()),
@@ -240,13 +240,11 @@ mod tests {
             tc3_authorization(&req, TC_ID, TC_KEY),
             "TC3-HMAC-SHA256 Credential=AKIDTESTSECRETID000000000000000000/2025-01-01/monitor/tc3_request, SignedHeaders=content-type;host, Signature=b6d3fb05a7424cafed0931acd8b7053cd6ca40f6de0612b48edc950c18666e22"
         );
-        let req = post(
+        let headers = json_headers(
             "monitor.tencentcloudapi.com",
-            "monitor",
-            1_735_689_600,
-            T2_BODY,
             &[("X-TC-Action", "GetMonitorData")],
         );
+        let req = post(&headers, "monitor", 1_735_689_600, T2_BODY);
         let (sig, signed) = tc3_signature(&req, TC_KEY);
         assert_eq!(signed, "content-type;host;x-tc-action");
         assert_eq!(
@@ -370,23 +368,18 @@ mod tests {
     #[test]
     fn tc3_matches_sdk_vectors_for_monitor_and_clb_calls() {
         let body = r#"{"Namespace":"QCE/LB_PUBLIC","MetricName":"ClientConnum","Period":60,"StartTime":"2025-01-01T08:06:00+08:00","EndTime":"2025-01-01T08:09:00+08:00","Instances":[{"Dimensions":[{"Name":"vip","Value":"81.70.10.1"}]}]}"#;
-        let req = post(
-            "monitor.tencentcloudapi.com",
-            "monitor",
-            1_735_690_230,
-            body,
-            &[],
-        );
+        let headers = json_headers("monitor.tencentcloudapi.com", &[]);
+        let req = post(&headers, "monitor", 1_735_690_230, body);
         assert_eq!(
             tc3_authorization(&req, TC_ID, TC_KEY),
             "TC3-HMAC-SHA256 Credential=AKIDTESTSECRETID000000000000000000/2025-01-01/monitor/tc3_request, SignedHeaders=content-type;host, Signature=f8c5200935bf91d550e947debd30e7d37c499b8ca9e6f4fb6d3c2070af53b66c"
         );
+        let headers = json_headers("clb.tencentcloudapi.com", &[]);
         let req = post(
-            "clb.tencentcloudapi.com",
+            &headers,
             "clb",
             1_735_690_230,
             r#"{"Limit":100,"Offset":0}"#,
-            &[],
         );
         assert_eq!(
             tc3_authorization(&req, TC_ID, TC_KEY),
