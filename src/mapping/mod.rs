@@ -190,6 +190,9 @@ pub struct SourceSpec {
     /// Divide by the point's period: the value is a count per period.
     #[serde(default)]
     pub per_period: bool,
+    /// What the statistic means, for the HELP text ("peak of the six 10-second values").
+    #[serde(default)]
+    pub help_note: Option<String>,
     /// The unit the cloud's metadata gives for the metric, which `scale` converts from
     /// (`Mbps`, `MB`); checked against the metadata where the cloud reports units.
     #[serde(default)]
@@ -514,7 +517,10 @@ fn check_file(
                         src.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     m.push_str(&format!("{{{}}}", l.join(",")));
                 }
-                metrics.push(format!("{m} ({})", src.statistic));
+                match &src.help_note {
+                    Some(note) => metrics.push(format!("{m} ({}: {note})", src.statistic)),
+                    None => metrics.push(format!("{m} ({})", src.statistic)),
+                }
             }
             let mut namespaces = vec![pc.namespace.as_str()];
             namespaces.extend(pc.variants.iter().map(|v| v.namespace.as_str()));

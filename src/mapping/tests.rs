@@ -68,6 +68,7 @@ fn transform_scales_then_divides_by_the_period() {
         scale: 0.01,
         per_period: true,
         source_unit: None,
+        help_note: None,
         period: None,
         labels: BTreeMap::new(),
         dimension_labels: BTreeMap::new(),

@@ -407,8 +407,8 @@ async fn a_unit_the_metadata_contradicts_is_reported() {
         .iter()
         .map(|(n, t)| {
             let t = t.replace(
-                "metric = \"ClientIntraffic\"\nstatistic = \"max\"\nscale = 125000\nsource_unit = \"Mbps\"",
-                "metric = \"ClientIntraffic\"\nstatistic = \"max\"\nscale = 125000\nsource_unit = \"MB\"",
+                "metric = \"ClientIntraffic\"\nstatistic = \"max\"\nhelp_note = \"peak of the six 10-second values\"\nscale = 125000\nsource_unit = \"Mbps\"",
+                "metric = \"ClientIntraffic\"\nstatistic = \"max\"\nhelp_note = \"peak of the six 10-second values\"\nscale = 125000\nsource_unit = \"MB\"",
             );
             (n.to_string(), t)
         })
@@ -456,4 +456,58 @@ async fn tencent_all_regions_come_from_cvm_describe_regions() {
     assert_eq!(resources, vec![0, 3, 1]);
     collect(&h).await;
     assert_eq!(h.sim.state.calls_to("cvm.DescribeRegions"), 1);
+}
+
+#[tokio::test]
+async fn a_failing_tag_api_keeps_the_resources_without_tags() {
+    let h = harness_with(Estate::builtin(), |c| {
+        tencent_only(c);
+        c.accounts[0].products = vec![Product::Bwp];
+        c.accounts[0].regions = vec!["ap-guangzhou".into()];
+    })
+    .await;
+    h.sim.state.inject(Fault {
+        api: Some("tag.GetResources".into()),
+        kind: FaultKind::AuthFailure,
+        times: 1,
+    });
+    let snap = collect(&h).await;
+    assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
+    let t = text(&h, &snap);
+    // Metrics still flow; only code_name is empty.
+    let mbps = raw_value("bwp-gzdemo01", "InTraffic", "", T60, 60, false);
+    assert_eq!(
+        value(
+            &t,
+            "bwp_in_bytes_per_second",
+            &[("resource_id", "bwp-gzdemo01"), ("code_name", "")]
+        ),
+        Some(mbps * 125_000.0)
+    );
+}
+
+#[tokio::test]
+async fn a_mapped_metric_the_cloud_does_not_list_is_not_queried() {
+    // The spelling trap of catalogue §5.6: `Inpkg` for `InPkg`.
+    let files: Vec<(String, String)> = multicloud_exporter::mapping::EMBEDDED
+        .iter()
+        .map(|(n, t)| {
+            (
+                n.to_string(),
+                t.replace("metric = \"InPkg\"", "metric = \"Inpkg\""),
+            )
+        })
+        .collect();
+    let mappings = MappingSet::from_files(&files).unwrap();
+    let h = harness_full(Estate::builtin(), SimSettings::default(), mappings, |c| {
+        tencent_only(c);
+        c.accounts[0].products = vec![Product::Bwp];
+        c.accounts[0].regions = vec!["ap-guangzhou".into()];
+    })
+    .await;
+    let snap = collect(&h).await;
+    assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
+    // Six BWP metrics mapped, five queried.
+    assert_eq!(h.sim.state.calls_to("monitor.GetMonitorData"), 5);
+    assert_eq!(series(&text(&h, &snap), "bwp_in_packets_per_second"), 0);
 }

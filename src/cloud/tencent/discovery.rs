@@ -145,10 +145,10 @@ pub async fn discover(
                 p,
                 region,
                 &mut out,
-                |r| format!("qcs::vpc:{region}:uin/{account}:bwp/{}", r.id),
+                |r| format!("qcs::vpc:{region}:uin/{account}:bandwidthPackage/{}", r.id),
                 deadline,
             )
-            .await?;
+            .await;
             Ok(out)
         }
         Product::S3 => {
@@ -181,7 +181,7 @@ pub async fn discover(
                 },
                 deadline,
             )
-            .await?;
+            .await;
             Ok(out)
         }
         // Tencent's CLB covers application and network load balancing: no separate products.
@@ -284,12 +284,12 @@ async fn offset_paged(
     deadline: Instant,
 ) -> Result<Vec<Value>, CloudError> {
     let mut rows = Vec::new();
-    for page in 0..MAX_PAGES {
+    for _ in 0..MAX_PAGES {
         let v = p
             .call(
                 api,
                 region,
-                &json!({ "Offset": page * PAGE_LIMIT, "Limit": PAGE_LIMIT }),
+                &json!({ "Offset": rows.len(), "Limit": PAGE_LIMIT }),
                 deadline,
             )
             .await?;
@@ -309,15 +309,42 @@ async fn offset_paged(
     Ok(rows)
 }
 
-/// Fill the tags of `resources` from Tag GetResources, 10 six-segment names a call.
+/// Fill the tags of `resources` from Tag GetResources, 10 six-segment names a call. Tags are
+/// secondary: when the Tag API fails (no `tag:GetResources` permission, say) the resources are
+/// kept without tags and the failure is logged.
 async fn add_tags(
     p: &TencentProvider,
     region: &str,
     resources: &mut [Resource],
     six_segment: impl Fn(&Resource) -> String,
     deadline: Instant,
-) -> Result<(), CloudError> {
+) {
     let names: Vec<String> = resources.iter().map(&six_segment).collect();
+    match resource_tags(p, region, &names, deadline).await {
+        Ok(mut tags) => {
+            for r in resources.iter_mut() {
+                if let Some(t) = tags.remove(&r.id) {
+                    r.tags = t;
+                }
+            }
+        }
+        Err(e) => tracing::warn!(
+            account = p.account_id(),
+            region,
+            error = %e,
+            "Tag GetResources failed; resources are kept without their tags"
+        ),
+    }
+}
+
+/// Tags by resource ID (the six-segment name's tail, so the account segment's form does not
+/// matter).
+async fn resource_tags(
+    p: &TencentProvider,
+    region: &str,
+    names: &[String],
+    deadline: Instant,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>, CloudError> {
     let mut tags: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for chunk in names.chunks(TAG_BATCH) {
         let mut token = String::new();
@@ -334,7 +361,8 @@ async fn add_tags(
                 .flatten()
             {
                 if let Some(name) = m.get("Resource").map(value_string) {
-                    tags.entry(name).or_default().extend(tags_of(m.get("Tags")));
+                    let id = name.rsplit('/').next().unwrap_or("").to_string();
+                    tags.entry(id).or_default().extend(tags_of(m.get("Tags")));
                 }
             }
             let next = v
@@ -347,12 +375,7 @@ async fn add_tags(
             token = next;
         }
     }
-    for (r, name) in resources.iter_mut().zip(&names) {
-        if let Some(t) = tags.remove(name) {
-            r.tags = t;
-        }
-    }
-    Ok(())
+    Ok(tags)
 }
 
 /// Every bucket of the account as (name, region), from COS GetService (all pages).

@@ -77,9 +77,22 @@ impl BatchLimit {
         self.largest_ok.fetch_max(n, Ordering::Relaxed);
     }
 
-    /// A call with `n` instances was rejected as too large.
+    /// A call with `n` (more than one) instances was rejected as too large. A size that once
+    /// worked but now fails is no longer trusted.
     pub fn rejected(&self, n: usize) {
         self.smallest_rejected.fetch_min(n, Ordering::Relaxed);
+        let _ = self
+            .largest_ok
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ok| {
+                (ok >= n).then(|| n - 1)
+            });
+    }
+
+    /// A single instance got the "too large" error too: it was not about batch size, so
+    /// everything learnt is forgotten and the configured size stands again.
+    pub fn reset(&self) {
+        self.largest_ok.store(0, Ordering::Relaxed);
+        self.smallest_rejected.store(usize::MAX, Ordering::Relaxed);
     }
 }
 
@@ -98,8 +111,8 @@ pub struct TencentProvider {
     buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
     /// What GetMonitorData accepts per call.
     pub batch_limit: BatchLimit,
-    /// (namespace, metric) pairs whose unit mismatch was already reported.
-    unit_warned: Mutex<HashSet<(String, String)>>,
+    /// (namespace, metric) pairs whose mapping problem was already logged.
+    warned: Mutex<HashSet<(String, String)>>,
 }
 
 impl TencentProvider {
@@ -122,7 +135,7 @@ impl TencentProvider {
             batch_limit: BatchLimit::new(
                 account.monitor_batch_size.unwrap_or(DOCUMENTED_BATCH_SIZE),
             ),
-            unit_warned: Mutex::new(HashSet::new()),
+            warned: Mutex::new(HashSet::new()),
         }
     }
 
@@ -269,12 +282,7 @@ impl TencentProvider {
             .unit_mismatches
             .with_label_values(&["tencent", namespace, metric, mapping_unit, cloud_unit])
             .set(1);
-        let first = self
-            .unit_warned
-            .lock()
-            .map(|mut w| w.insert((namespace.to_string(), metric.to_string())))
-            .unwrap_or(false);
-        if first {
+        if self.first_warning(namespace, metric) {
             tracing::warn!(
                 namespace,
                 metric,
@@ -283,6 +291,25 @@ impl TencentProvider {
                 "the cloud reports another unit than the mapping converts from; fix source_unit and scale in the mapping"
             );
         }
+    }
+
+    /// Report, once per metric, a mapped metric DescribeBaseMetrics does not list; it is not
+    /// queried.
+    pub(crate) fn report_unknown_metric(&self, namespace: &str, metric: &str) {
+        if self.first_warning(namespace, metric) {
+            tracing::warn!(
+                namespace,
+                metric,
+                "DescribeBaseMetrics does not list this mapped metric; it is not queried (check the mapping's spelling)"
+            );
+        }
+    }
+
+    fn first_warning(&self, namespace: &str, metric: &str) -> bool {
+        self.warned
+            .lock()
+            .map(|mut w| w.insert((namespace.to_string(), metric.to_string())))
+            .unwrap_or(false)
     }
 }
 
@@ -443,6 +470,13 @@ mod tests {
         }
         assert_eq!(tried[..6], [50, 25, 12, 6, 9, 10]);
         assert_eq!(limit.size(), 10);
+        // The cloud lowers its limit to 8: the size that worked before is dropped.
+        limit.rejected(10);
+        assert_eq!(limit.size(), 9);
+        limit.rejected(9);
+        assert_eq!(limit.size(), 8);
+        limit.reset();
+        assert_eq!(limit.size(), 50);
         // Without rejections the configured size stands.
         let limit = BatchLimit::new(50);
         limit.worked(50);

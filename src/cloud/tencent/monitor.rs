@@ -46,22 +46,19 @@ pub struct MetricMeta {
 }
 
 impl MetricMeta {
-    /// The periods at which the cloud computes `statistic`; all periods when the metadata does
-    /// not say, or for `default`. Choosing among these keeps a `sum` mapping off a period where
-    /// the cloud reports a `max`.
+    /// The periods at which the cloud computes `statistic`; all periods for `default` or when
+    /// the metadata gives no statistics. None when it gives statistics and `statistic` is not
+    /// among them: then only a pinned period or the fallback is left, never a period where a
+    /// `sum` mapping would read a `max`.
     pub fn periods_for(&self, statistic: &str) -> Vec<u64> {
-        if statistic != "default" {
-            let matching: Vec<u64> = self
-                .stat_types
-                .iter()
-                .filter(|(_, types)| types.iter().any(|t| t == statistic))
-                .map(|(p, _)| *p)
-                .collect();
-            if !matching.is_empty() {
-                return matching;
-            }
+        if statistic == "default" || self.stat_types.is_empty() {
+            return self.periods.clone();
         }
-        self.periods.clone()
+        self.stat_types
+            .iter()
+            .filter(|(_, types)| types.iter().any(|t| t == statistic))
+            .map(|(p, _)| *p)
+            .collect()
     }
 }
 
@@ -159,8 +156,14 @@ struct Query {
     instances: Vec<Instance>,
 }
 
-/// What one query returned: its DataPoints, the period of the answer, calls made.
-type QueryResult = (Result<(Vec<Value>, u64), CloudError>, u64);
+/// What one query returned: the DataPoints of the batches that succeeded, the period of the
+/// answer, the calls made, and the error that stopped it, if any.
+struct QueryResult {
+    data_points: Vec<Value>,
+    period: u64,
+    calls: u64,
+    error: Option<CloudError>,
+}
 /// (item, resource, dimension labels) of a series.
 type SeriesKey = (usize, String, Vec<(String, String)>);
 
@@ -205,8 +208,15 @@ pub async fn fetch(
         for (i, item) in items.iter().enumerate() {
             let src = &item.source;
             let meta = table.as_ref().and_then(|t| t.get(&src.metric));
+            if table.is_some() && meta.is_none() {
+                // The cloud does not know the metric (a misspelt mapping, `Inpkg` vs `InPkg`):
+                // asking would fail every scrape.
+                p.report_unknown_metric(namespace, &src.metric);
+                continue;
+            }
             if let (Some(m), Some(want)) = (meta, &src.source_unit) {
-                if !m.unit.is_empty() && !m.unit.eq_ignore_ascii_case(want) {
+                // Exact: `Mbps` and `MBps` are eight times apart.
+                if !m.unit.trim().is_empty() && m.unit.trim() != want.trim() {
                     p.report_unit_mismatch(namespace, &src.metric, want, &m.unit);
                 }
             }
@@ -240,16 +250,13 @@ pub async fn fetch(
         .buffer_unordered(ctx.metric_concurrency.max(1))
         .collect()
         .await;
+    let ids: std::collections::HashSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();
     let mut newest: HashMap<SeriesKey, Point> = HashMap::new();
-    for (q, (r, calls)) in results {
-        out.calls += calls;
-        let (data_points, period) = match r {
-            Ok(x) => x,
-            Err(e) => {
-                out.errors.push(e);
-                continue;
-            }
-        };
+    for (q, r) in results {
+        out.calls += r.calls;
+        // Batches that succeeded count even when a later one failed.
+        out.errors.extend(r.error);
+        let (data_points, period) = (r.data_points, r.period);
         let source = &items[q.item].source;
         let names: Vec<&str> = q
             .instances
@@ -274,7 +281,13 @@ pub async fn fetch(
                 .iter()
                 .map(|n| dims.get(*n).map(String::as_str))
                 .collect();
-            let Some(id) = key.and_then(|k| by_dims.get(&k).copied()) else {
+            // An answer that echoes only the ID dimension (a COS `bucket` without `appid`)
+            // still names its resource.
+            let id = key.and_then(|k| by_dims.get(&k).copied()).or_else(|| {
+                dims.get(&spec.resource_dimension)
+                    .and_then(|v| ids.get(v.as_str()).copied())
+            });
+            let Some(id) = id else {
                 continue;
             };
             let Some((ts_ms, value)) = newest_complete(dp, period_ms, now_ms) else {
@@ -328,14 +341,18 @@ fn newest_complete(dp: &Value, period_ms: i64, now_ms: i64) -> Option<(i64, f64)
 }
 
 /// Run one query in as few calls as the batch limits allow: chunks of the learnt batch size
-/// (and of what fits in 7200 datapoints); a chunk rejected as too large is cut again.
+/// (and of what fits in 7200 datapoints). A chunk rejected as too large is always cut smaller,
+/// so the loop ends; a single instance rejected the same way was not about size.
 async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Instant) -> QueryResult {
     let points_per_instance =
         (((q.end_s - q.start_s) / q.period.max(1) as i64) + 1).max(1) as usize;
     let by_points = (MAX_DATAPOINTS / points_per_instance).max(1);
-    let mut data_points = Vec::new();
-    let mut period = q.period;
-    let mut calls = 0u64;
+    let mut out = QueryResult {
+        data_points: Vec::new(),
+        period: q.period,
+        calls: 0,
+        error: None,
+    };
     let mut pending: Vec<&[Instance]> = vec![&q.instances];
     while let Some(batch) = pending.pop() {
         let size = p.batch_limit.size().min(by_points);
@@ -344,15 +361,15 @@ async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Insta
             continue;
         }
         let body = request_body(q, batch);
-        calls += 1;
+        out.calls += 1;
         match p.call(GET_MONITOR_DATA, region, &body, deadline).await {
             Ok(v) => {
                 p.batch_limit.worked(batch.len());
                 if let Some(n) = v.get("Period").and_then(Value::as_u64) {
-                    period = n;
+                    out.period = n;
                 }
                 if let Some(a) = v.get("DataPoints").and_then(Value::as_array) {
-                    data_points.extend(a.iter().cloned());
+                    out.data_points.extend(a.iter().cloned());
                 }
             }
             Err(e) if is_batch_too_large(&e) && batch.len() > 1 => {
@@ -362,17 +379,24 @@ async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Insta
                     .batch_splits
                     .with_label_values(&["tencent", GET_MONITOR_DATA.action])
                     .inc();
+                let smaller = p.batch_limit.size().min(batch.len() - 1).max(1);
                 debug!(
                     instances = batch.len(),
-                    next = p.batch_limit.size(),
+                    next = smaller,
                     "GetMonitorData batch too large; splitting"
                 );
-                pending.push(batch);
+                pending.extend(batch.chunks(smaller).rev());
             }
-            Err(e) => return (Err(e), calls),
+            Err(e) => {
+                if is_batch_too_large(&e) {
+                    p.batch_limit.reset();
+                }
+                out.error = Some(e);
+                break;
+            }
         }
     }
-    (Ok((data_points, period)), calls)
+    out
 }
 
 /// The GetMonitorData body of one batch.
@@ -429,7 +453,7 @@ mod tests {
         };
         assert_eq!(m.periods_for("sum"), vec![300, 3600]);
         assert_eq!(m.periods_for("max"), vec![60]);
-        assert_eq!(m.periods_for("avg"), vec![60, 300, 3600]);
+        assert_eq!(m.periods_for("avg"), Vec::<u64>::new());
         assert_eq!(m.periods_for("default"), vec![60, 300, 3600]);
     }
 

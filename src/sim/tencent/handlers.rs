@@ -215,7 +215,7 @@ fn get_resources(account: &SimAccount, params: &Value) -> Result<Value, SimRespo
             continue;
         };
         let product = match (*service, last.split('/').next()) {
-            ("vpc", Some("bwp")) => Product::Bwp,
+            ("vpc", Some("bandwidthPackage")) => Product::Bwp,
             ("cos", Some("bucket")) => Product::S3,
             ("clb", Some("clb")) => Product::Clb,
             _ => continue,

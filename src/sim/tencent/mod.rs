@@ -145,6 +145,18 @@ fn api3(state: &SimState, req: &SimRequest, service: &str, action: &str, api: &s
             "Signature expired. Timestamp and server time are more than 5 minutes apart.",
         );
     }
+    // The scope's service must be the host's (`monitor.tencentcloudapi.com`); a simulator
+    // address names no service.
+    let host_service = req
+        .header("host")
+        .and_then(|h| h.strip_suffix(".tencentcloudapi.com"))
+        .map(|h| h.split('.').next().unwrap_or(""));
+    if host_service.is_some_and(|h| h != service) {
+        return error(
+            "AuthFailure.SignatureFailure",
+            "The credential scope's service does not match the host.",
+        );
+    }
     if !signed.split(';').any(|h| h == "content-type") || !signed.split(';').any(|h| h == "host") {
         return error(
             "AuthFailure.SignatureFailure",
