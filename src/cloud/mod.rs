@@ -6,6 +6,7 @@
 //! limiters per (cloud, account, API) ([`limiter`]) and the error classes ([`CloudError`]).
 
 pub mod aliyun;
+pub mod aws;
 pub mod buckets;
 pub mod crypto;
 pub mod http;

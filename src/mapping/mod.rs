@@ -203,6 +203,9 @@ pub struct SourceSpec {
     /// Static label values.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Fixed dimension values added to this metric's query (AWS S3 `StorageType`, `FilterId`).
+    #[serde(default)]
+    pub query_dimensions: BTreeMap<String, String>,
     /// Labels whose value is a datapoint dimension: label → dimension key.
     #[serde(default)]
     pub dimension_labels: BTreeMap<String, String>,
@@ -488,6 +491,11 @@ fn check_file(
                 }
                 if src.period == Some(0) {
                     errors.push(format!("{sat}: period must be above zero"));
+                }
+                if !src.query_dimensions.is_empty() && cloud != Cloud::Aws {
+                    errors.push(format!(
+                        "{sat}: query_dimensions is read for aws sources only: remove it"
+                    ));
                 }
                 let mut keys: Vec<String> = src
                     .labels

@@ -71,6 +71,7 @@ fn transform_scales_then_divides_by_the_period() {
         help_note: None,
         period: None,
         labels: BTreeMap::new(),
+        query_dimensions: BTreeMap::new(),
         dimension_labels: BTreeMap::new(),
         value_map: BTreeMap::new(),
     };
