@@ -58,13 +58,21 @@ impl Cloud {
     pub fn products(self) -> &'static [Product] {
         match self {
             Cloud::Tencent => &[Product::Clb, Product::Gwlb, Product::Bwp, Product::S3],
+            // AWS has no shared bandwidth package.
+            Cloud::Aws => &[
+                Product::Clb,
+                Product::Alb,
+                Product::Nlb,
+                Product::Gwlb,
+                Product::S3,
+            ],
             _ => &Product::ALL,
         }
     }
 
     /// Whether this build can collect from the cloud.
     pub fn is_supported(self) -> bool {
-        matches!(self, Cloud::Aliyun | Cloud::Tencent)
+        matches!(self, Cloud::Aliyun | Cloud::Tencent | Cloud::Aws)
     }
 }
 
@@ -289,6 +297,7 @@ pub struct FetchOutcome {
 pub enum Provider {
     Aliyun(aliyun::AliyunProvider),
     Tencent(tencent::TencentProvider),
+    Aws(aws::AwsProvider),
 }
 
 /// The per-job context handed to providers.
@@ -329,6 +338,7 @@ impl Provider {
         match self {
             Provider::Aliyun(p) => aliyun::discovery::regions(p, ctx.deadline).await,
             Provider::Tencent(p) => tencent::discovery::regions(p, ctx.deadline).await,
+            Provider::Aws(p) => aws::discovery::regions(p, ctx.deadline).await,
         }
     }
 
@@ -346,6 +356,7 @@ impl Provider {
             Provider::Tencent(p) => {
                 tencent::discovery::discover(p, region, product, ctx.deadline).await
             }
+            Provider::Aws(p) => aws::discovery::discover(p, region, product, ctx.deadline).await,
         }
     }
 
@@ -363,6 +374,9 @@ impl Provider {
             Provider::Tencent(p) => {
                 tencent::monitor::fetch(p, ctx, region, spec, items, resources).await
             }
+            Provider::Aws(p) => {
+                aws::cloudwatch::fetch(p, ctx, region, spec, items, resources).await
+            }
         }
     }
 
@@ -371,6 +385,8 @@ impl Provider {
         match self {
             Provider::Aliyun(p) => p.metadata_cache_len(),
             Provider::Tencent(p) => p.metadata_cache_len(),
+            // Periods come from a static table.
+            Provider::Aws(_) => 0,
         }
     }
 }

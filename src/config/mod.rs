@@ -141,6 +141,10 @@ pub struct AccountConfig {
     pub endpoints: BTreeMap<String, String>,
     /// Instances per monitor call (Tencent GetMonitorData); `None` = the documented limit.
     pub monitor_batch_size: Option<usize>,
+    /// AWS: the role to assume with the keys above (STS AssumeRole).
+    pub role_arn: Option<String>,
+    /// AWS: the external ID the role's trust policy asks for.
+    pub external_id: Option<String>,
 }
 
 impl AccountConfig {
@@ -181,13 +185,16 @@ impl std::error::Error for ConfigError {}
 pub const ALIYUN_SERVICES: &[&str] = &["cms", "slb", "alb", "nlb", "gwlb", "vpc", "tag", "oss"];
 /// Services a Tencent account may name in `[accounts.endpoints]` (`cos` is the bucket listing).
 pub const TENCENT_SERVICES: &[&str] = &["monitor", "clb", "gwlb", "vpc", "cvm", "tag", "cos"];
+/// Services an AWS account may name in `[accounts.endpoints]` (the signing names).
+pub const AWS_SERVICES: &[&str] = &["monitoring", "elasticloadbalancing", "s3", "ec2", "sts"];
 
 /// The services a cloud's account may name in `[accounts.endpoints]`.
 pub fn services_of(cloud: Cloud) -> &'static [&'static str] {
     match cloud {
         Cloud::Aliyun => ALIYUN_SERVICES,
         Cloud::Tencent => TENCENT_SERVICES,
-        Cloud::Aws | Cloud::Huawei => &[],
+        Cloud::Aws => AWS_SERVICES,
+        Cloud::Huawei => &[],
     }
 }
 
@@ -297,7 +304,7 @@ fn read_config(
                 let path = format!("accounts[{i}]");
                 match v {
                     toml::Value::Table(t) => {
-                        if let Some(a) = read_account(r, &path, t, base) {
+                        if let Some(a) = read_account(r, &path, t, base, lookup) {
                             accounts.push(a);
                         }
                     }
@@ -501,6 +508,7 @@ fn read_account(
     p: &str,
     t: &toml::Table,
     base: Option<&Path>,
+    lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Option<AccountConfig> {
     r.allow_only(
         p,
@@ -519,6 +527,8 @@ fn read_account(
             "endpoint",
             "endpoints",
             "monitor_batch_size",
+            "role_arn",
+            "external_id",
         ],
     );
     let cloud = match r.string(p, t, "cloud") {
@@ -536,7 +546,7 @@ fn read_account(
             Some(c) => {
                 r.error(
                     &format!("{p}.cloud"),
-                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\", \"tencent\")")
+                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\", \"tencent\", \"aws\")")
                         .replace(&format!("{c:?}"), &format!("\"{c}\"")),
                 );
                 None
@@ -553,9 +563,57 @@ fn read_account(
         },
     };
     let account_id = r.required_string(p, t, "account_id", "the account's numeric ID");
-    let access_key_id = r.secret_or_file(p, t, "access_key_id", true, base);
-    let access_key_secret = r.secret_or_file(p, t, "access_key_secret", true, base);
-    let security_token = r.secret_or_file(p, t, "security_token", false, base);
+    // AWS keys may come from the standard environment instead (read here, once).
+    let aws = cloud == Some(Cloud::Aws);
+    let mut access_key_id = r.secret_or_file(p, t, "access_key_id", !aws, base);
+    let mut access_key_secret = r.secret_or_file(p, t, "access_key_secret", !aws, base);
+    let mut security_token = r.secret_or_file(p, t, "security_token", false, base);
+    if aws && access_key_id.is_none() && access_key_secret.is_none() {
+        access_key_id = lookup("AWS_ACCESS_KEY_ID")
+            .filter(|s| !s.is_empty())
+            .map(Secret::new);
+        access_key_secret = lookup("AWS_SECRET_ACCESS_KEY")
+            .filter(|s| !s.is_empty())
+            .map(Secret::new);
+        if security_token.is_none() {
+            security_token = lookup("AWS_SESSION_TOKEN")
+                .filter(|s| !s.is_empty())
+                .map(Secret::new);
+        }
+        if access_key_id.is_none() || access_key_secret.is_none() {
+            r.error(
+                &format!("{p}.access_key_id"),
+                "is required: set access_key_id and access_key_secret (or their _file forms), or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+            );
+        }
+    } else if aws && (access_key_id.is_none() || access_key_secret.is_none()) {
+        r.error(
+            &format!("{p}.access_key_secret"),
+            "access_key_id and access_key_secret go together: set both, or neither to use the AWS_* environment",
+        );
+    }
+    let role_arn = r.string(p, t, "role_arn");
+    let external_id = r.string(p, t, "external_id");
+    if !aws && (role_arn.is_some() || external_id.is_some()) {
+        r.error(
+            &format!("{p}.role_arn"),
+            "role_arn and external_id apply to aws accounts only: remove them",
+        );
+    }
+    if let Some(arn) = &role_arn {
+        if !arn.starts_with("arn:aws") || !arn.contains(":role/") {
+            r.error(
+                &format!("{p}.role_arn"),
+                &format!("{arn:?} is not a role ARN: write arn:aws:iam::<account>:role/<name>"),
+            );
+        }
+    }
+    if external_id.is_some() && role_arn.is_none() {
+        r.error(
+            &format!("{p}.external_id"),
+            "is only used with role_arn: set role_arn or remove external_id",
+        );
+    }
     let regions = r.string_list(p, t, "regions").unwrap_or_default();
     if t.contains_key("regions") && regions.is_empty() {
         r.error(
@@ -678,6 +736,8 @@ fn read_account(
         endpoint: endpoint.map(|e| e.trim_end_matches('/').to_string()),
         endpoints,
         monitor_batch_size,
+        role_arn,
+        external_id,
     })
 }
 
@@ -772,6 +832,8 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
                 endpoint: Some(base_url.trim_end_matches('/').to_string()),
                 endpoints: BTreeMap::new(),
                 monitor_batch_size: None,
+                role_arn: None,
+                external_id: None,
             })
             .collect(),
     }

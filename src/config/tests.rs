@@ -187,7 +187,7 @@ fn missing_pieces_are_named() {
 
 #[test]
 fn unsupported_cloud_and_duplicate_account() {
-    let text = format!("{ACCOUNT}{ACCOUNT}[[accounts]]\ncloud = \"aws\"\naccount_id = \"9\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = [\"us-east-1\"]\nproducts = [\"alb\"]\n");
+    let text = format!("{ACCOUNT}{ACCOUNT}[[accounts]]\ncloud = \"huawei\"\naccount_id = \"9\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = [\"cn-north-4\"]\nproducts = [\"clb\"]\n");
     let e = errors(&text);
     assert!(
         e.iter().any(|x| x.starts_with(
@@ -195,7 +195,12 @@ fn unsupported_cloud_and_duplicate_account() {
         )),
         "{e:#?}"
     );
-    assert!(e.iter().any(|x| x.starts_with("accounts[2].cloud: \"aws\" is not supported by this build yet")), "{e:#?}");
+    assert!(
+        e.iter()
+            .any(|x| x
+                .starts_with("accounts[2].cloud: \"huawei\" is not supported by this build yet")),
+        "{e:#?}"
+    );
 }
 
 #[test]
@@ -276,4 +281,58 @@ fn durations_parse() {
     assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
     assert!(parse_duration("60").is_err());
     assert!(parse_duration("x1s").is_err());
+}
+
+#[test]
+fn aws_keys_come_from_config_or_the_environment_and_roles_are_checked() {
+    let base = "[[accounts]]\ncloud = \"aws\"\naccount_id = \"123456789012\"\nregions = [\"us-east-1\"]\nproducts = [\"alb\", \"s3\"]\n";
+    let lookup = |k: &str| match k {
+        "AWS_ACCESS_KEY_ID" => Some("AKIAENV".to_string()),
+        "AWS_SECRET_ACCESS_KEY" => Some("env-secret".to_string()),
+        "AWS_SESSION_TOKEN" => Some("env-token".to_string()),
+        _ => None,
+    };
+    let c = match parse(
+        &format!("{base}role_arn = \"arn:aws:iam::123456789012:role/exporter\"\nexternal_id = \"ext-42\"\n"),
+        "test.toml",
+        None,
+        &lookup,
+    ) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let a = &c.accounts[0];
+    assert_eq!(a.access_key_id, "AKIAENV");
+    assert_eq!(a.access_key_secret.expose(), "env-secret");
+    assert_eq!(
+        a.security_token.as_ref().map(|s| s.expose()),
+        Some("env-token")
+    );
+    assert_eq!(
+        a.role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/exporter")
+    );
+    assert_eq!(a.external_id.as_deref(), Some("ext-42"));
+    // Neither config keys nor environment.
+    let e = errors(base);
+    assert!(
+        e[0].starts_with("accounts[0].access_key_id: is required"),
+        "{e:#?}"
+    );
+    // bwp does not exist on AWS; role_arn must be a role ARN; external_id needs role_arn.
+    let e = errors(
+        &format!("{base}access_key_id = \"a\"\naccess_key_secret = \"b\"\nexternal_id = \"x\"\n")
+            .replace("\"s3\"", "\"bwp\""),
+    );
+    assert_eq!(
+        e,
+        vec![
+            "accounts[0].external_id: is only used with role_arn: set role_arn or remove external_id",
+            "accounts[0].products[1]: \"bwp\" does not exist on aws: use \"clb\", \"alb\", \"nlb\", \"gwlb\", \"s3\"",
+        ]
+    );
+    let e = errors(&format!(
+        "{base}access_key_id = \"a\"\naccess_key_secret = \"b\"\nrole_arn = \"exporter\"\n"
+    ));
+    assert!(e[0].contains("is not a role ARN"), "{e:#?}");
 }

@@ -19,12 +19,15 @@ fn every_shipped_mapping_file_loads_and_holds_its_invariants() {
         assert!(names.insert(f.name.clone()), "duplicate {}", f.name);
         assert!(f.name.starts_with(&format!("{}_", f.product)), "{}", f.name);
         assert!(f.unit.suffix_ok(&f.name), "{}", f.name);
-        assert!(
-            f.help.contains("Source: aliyun acs_"),
-            "{}: {}",
-            f.name,
-            f.help
-        );
+        assert!(f.help.contains(" Source: "), "{}: {}", f.name, f.help);
+        for cloud in f.sources.keys() {
+            assert!(
+                f.help.contains(&format!("{cloud} ")),
+                "{}: {}",
+                f.name,
+                f.help
+            );
+        }
         for (cloud, srcs) in &f.sources {
             for s in srcs {
                 assert!(statistic_ok(*cloud, &s.statistic), "{}", f.name);

@@ -736,8 +736,8 @@ async fn once_and_discover_run_against_the_simulator() {
 
 /// The README's metrics table, as the mappings define it.
 fn metrics_table(set: &MappingSet) -> String {
-    let clouds = [Cloud::Aliyun, Cloud::Tencent];
-    let mut out = String::from("| Family | Meaning | Aliyun source (statistic) | Tencent source (statistic) |\n|---|---|---|---|\n");
+    let clouds = [Cloud::Aliyun, Cloud::Tencent, Cloud::Aws];
+    let mut out = String::from("| Family | Meaning | Aliyun source (statistic) | Tencent source (statistic) | AWS source (statistic) |\n|---|---|---|---|---|\n");
     for f in &set.families {
         let meaning = f.help.split(" Source: ").next().unwrap_or("");
         let cells: Vec<String> = clouds

@@ -425,6 +425,8 @@ mod tests {
             endpoint: None,
             endpoints: Default::default(),
             monitor_batch_size: None,
+            role_arn: None,
+            external_id: None,
         };
         let shared = Shared::new(
             Arc::new(crate::render::SelfMetrics::new()),

@@ -1,2 +1,453 @@
+//! AWS: calls signed with SigV4 in the three shapes the exporter needs — Query (form POST, XML
+//! answer: ELB, ELBv2, EC2, STS), JSON 1.0 (CloudWatch `GetMetricData`, what boto3 sends) and
+//! REST-XML (S3) — with credentials from config, the standard environment or an assumed role
+//! ([`credentials`]), error classification by the API's own code, and the provider operations
+//! built on them: regions and resources per product ([`discovery`]) and monitor data
+//! ([`cloudwatch`]).
+
+pub mod cloudwatch;
+pub mod credentials;
+pub mod discovery;
 pub mod sign;
 pub mod xml;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::http::{self, CallSite, Shared};
+use super::{Cloud, CloudError, ErrorClass};
+use crate::config::AccountConfig;
+use crate::discovery::TtlCache;
+use crate::util::{encode_query, host_of};
+use credentials::{CredentialSource, Credentials};
+use xml::Node;
+
+/// A Query API action.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryApi {
+    /// Signing name and endpoint prefix (`elasticloadbalancing`, `ec2`, `sts`).
+    pub service: &'static str,
+    /// API version (`2015-12-01`).
+    pub version: &'static str,
+    /// Action (`DescribeLoadBalancers`).
+    pub action: &'static str,
+}
+
+/// The content type botocore's Query serializer sends.
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+
+/// The AWS provider of one account.
+pub struct AwsProvider {
+    shared: Shared,
+    account_id: String,
+    credentials: CredentialSource,
+    endpoint: Option<String>,
+    endpoints: BTreeMap<String, String>,
+    /// The account's buckets with their regions (ListBuckets is global).
+    buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
+    /// ELBv2 load balancers per region: one listing serves alb, nlb and gwlb.
+    elbv2: TtlCache<String, Arc<Vec<discovery::LoadBalancerV2>>>,
+}
+
+impl AwsProvider {
+    /// The provider of an account.
+    pub fn new(
+        account: &AccountConfig,
+        shared: &Shared,
+        discovery_ttl: std::time::Duration,
+    ) -> AwsProvider {
+        AwsProvider {
+            shared: shared.clone(),
+            account_id: account.account_id.clone(),
+            credentials: CredentialSource::from_account(account),
+            endpoint: account.endpoint.clone(),
+            endpoints: account.endpoints.clone(),
+            buckets: TtlCache::new("aws_buckets", 1, discovery_ttl),
+            // Shorter than discovery's own TTL cannot help; one entry per region.
+            elbv2: TtlCache::new("aws_elbv2", 64, discovery_ttl),
+        }
+    }
+
+    /// Base URL of a service in a region.
+    pub fn base_url(&self, service: &str, region: &str) -> String {
+        if let Some(u) = self.endpoints.get(service).or(self.endpoint.as_ref()) {
+            return u.clone();
+        }
+        format!("https://{service}.{region}.amazonaws.com")
+    }
+
+    /// Whether S3 calls go to one configured base URL (path-style) instead of the bucket's
+    /// virtual host.
+    pub fn s3_path_style(&self) -> bool {
+        self.endpoints.contains_key("s3") || self.endpoint.is_some()
+    }
+
+    /// The account ID.
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Shared state.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The account's buckets as (name, region), listed once per discovery TTL.
+    pub async fn buckets(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<Vec<(String, String)>>, CloudError> {
+        self.buckets
+            .get_or_fetch((), || async {
+                discovery::list_buckets(self, deadline).await.map(Arc::new)
+            })
+            .await
+    }
+
+    /// Credentials to sign with (assuming the role first when one is configured).
+    pub async fn credentials(&self, deadline: Instant) -> Result<Credentials, CloudError> {
+        self.credentials.get(self, deadline).await
+    }
+
+    /// Sign and send one request; the raw answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_signed(
+        &self,
+        site: CallSite<'_>,
+        creds: &Credentials,
+        service: &str,
+        region: &str,
+        method: reqwest::Method,
+        base: &str,
+        path: &str,
+        query: &[(String, String)],
+        mut headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<http::RawResponse, CloudError> {
+        let time = self.shared.clock.now_s();
+        headers.push(("host".into(), host_of(base)));
+        headers.push(("x-amz-date".into(), sign::amz_date(time)));
+        if let Some(t) = &creds.session_token {
+            headers.push(("x-amz-security-token".into(), t.expose().to_string()));
+        }
+        let payload_hash = crate::cloud::crypto::sha256_hex(&body);
+        if service == "s3" {
+            headers.push(("x-amz-content-sha256".into(), payload_hash.clone()));
+        }
+        let auth = sign::authorization(
+            &sign::SigV4Request {
+                method: method.as_str(),
+                path,
+                query,
+                headers: &headers,
+                payload_hash: &payload_hash,
+                region,
+                service,
+                time,
+            },
+            &creds.access_key_id,
+            creds.secret.expose(),
+        );
+        let mut url = format!("{base}{path}");
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&encode_query(query));
+        }
+        let mut req = self
+            .shared
+            .client
+            .request(method, url)
+            .header("authorization", auth)
+            .body(body);
+        for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        http::send(&self.shared, site, deadline, req).await
+    }
+
+    /// A Query API call: the XML answer's root on success.
+    pub async fn query(
+        &self,
+        api: QueryApi,
+        region: &str,
+        params: &[(String, String)],
+        deadline: Instant,
+    ) -> Result<Node, CloudError> {
+        let creds = self.credentials(deadline).await?;
+        self.query_as(&creds, api, region, params, deadline).await
+    }
+
+    /// A Query API call signed with given credentials (STS AssumeRole signs with the base ones).
+    pub async fn query_as(
+        &self,
+        creds: &Credentials,
+        api: QueryApi,
+        region: &str,
+        params: &[(String, String)],
+        deadline: Instant,
+    ) -> Result<Node, CloudError> {
+        let site = CallSite {
+            cloud: Cloud::Aws,
+            api: api.action,
+            region,
+        };
+        let mut form = vec![
+            ("Action".to_string(), api.action.to_string()),
+            ("Version".to_string(), api.version.to_string()),
+        ];
+        form.extend(params.iter().cloned());
+        let body = encode_query(&form).into_bytes();
+        http::call(&self.shared, site, &self.account_id, deadline, || async {
+            let base = self.base_url(api.service, region);
+            let raw = self
+                .send_signed(
+                    site,
+                    creds,
+                    api.service,
+                    region,
+                    reqwest::Method::POST,
+                    &base,
+                    "/",
+                    &[],
+                    vec![("content-type".into(), FORM_CONTENT_TYPE.into())],
+                    body.clone(),
+                    deadline,
+                )
+                .await?;
+            parse_xml_answer(site, raw.status, &raw.body)
+        })
+        .await
+    }
+
+    /// A JSON 1.0 call (CloudWatch): the answer's object on success.
+    pub async fn json(
+        &self,
+        service: &'static str,
+        target: &str,
+        api: &'static str,
+        region: &str,
+        body: &Value,
+        deadline: Instant,
+    ) -> Result<Value, CloudError> {
+        let site = CallSite {
+            cloud: Cloud::Aws,
+            api,
+            region,
+        };
+        let creds = self.credentials(deadline).await?;
+        let payload = body.to_string().into_bytes();
+        http::call(&self.shared, site, &self.account_id, deadline, || async {
+            let base = self.base_url(service, region);
+            let raw = self
+                .send_signed(
+                    site,
+                    &creds,
+                    service,
+                    region,
+                    reqwest::Method::POST,
+                    &base,
+                    "/",
+                    &[],
+                    vec![
+                        ("content-type".into(), "application/x-amz-json-1.0".into()),
+                        ("x-amz-target".into(), target.to_string()),
+                        ("x-amzn-query-mode".into(), "true".into()),
+                    ],
+                    payload.clone(),
+                    deadline,
+                )
+                .await?;
+            parse_json_answer(site, raw.status, &raw.body)
+        })
+        .await
+    }
+
+    /// A signed S3 GET; the body on 2xx, `None` on 404 (no such tag set, say).
+    pub async fn s3_get(
+        &self,
+        api: &'static str,
+        region: &str,
+        bucket: Option<&str>,
+        query: &[(String, String)],
+        deadline: Instant,
+    ) -> Result<Option<bytes::Bytes>, CloudError> {
+        let site = CallSite {
+            cloud: Cloud::Aws,
+            api,
+            region,
+        };
+        let creds = self.credentials(deadline).await?;
+        http::call(&self.shared, site, &self.account_id, deadline, || async {
+            let (base, path) = match bucket {
+                Some(b) if self.s3_path_style() => (self.base_url("s3", region), format!("/{b}")),
+                Some(b) => (
+                    format!("https://{b}.s3.{region}.amazonaws.com"),
+                    "/".to_string(),
+                ),
+                None => (self.base_url("s3", region), "/".to_string()),
+            };
+            let raw = self
+                .send_signed(
+                    site,
+                    &creds,
+                    "s3",
+                    region,
+                    reqwest::Method::GET,
+                    &base,
+                    &path,
+                    query,
+                    Vec::new(),
+                    Vec::new(),
+                    deadline,
+                )
+                .await?;
+            if raw.status == 404 {
+                return Ok(None);
+            }
+            if (200..300).contains(&raw.status) {
+                return Ok(Some(raw.body));
+            }
+            Err(xml_error(site, raw.status, &raw.body))
+        })
+        .await
+    }
+}
+
+/// Classify an AWS error code (Query `<Code>`, JSON `__type` after `#`, S3 `<Code>`).
+pub fn classify(code: &str, status: u16) -> ErrorClass {
+    match code {
+        "Throttling"
+        | "ThrottlingException"
+        | "ThrottledException"
+        | "RequestLimitExceeded"
+        | "SlowDown"
+        | "TooManyRequestsException"
+        | "RequestThrottled" => ErrorClass::LimitError,
+        "SignatureDoesNotMatch"
+        | "InvalidClientTokenId"
+        | "IncompleteSignature"
+        | "MissingAuthenticationToken"
+        | "ExpiredToken"
+        | "ExpiredTokenException"
+        | "InvalidAccessKeyId"
+        | "RequestTimeTooSkewed"
+        | "RequestExpired"
+        | "AccessDenied"
+        | "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "AuthFailure"
+        | "UnauthorizedOperation" => ErrorClass::AuthError,
+        "OptInRequired" | "InvalidRegion" => ErrorClass::RegionSkip,
+        "InternalError" | "InternalFailure" | "ServiceUnavailable" | "InternalServiceError" => {
+            ErrorClass::ServerError
+        }
+        _ if status == 429 => ErrorClass::LimitError,
+        _ if status >= 500 => ErrorClass::ServerError,
+        _ => ErrorClass::BadResponse,
+    }
+}
+
+/// The classified error of an XML error body (`<ErrorResponse><Error><Code>…` or S3's
+/// `<Error><Code>…`).
+pub fn xml_error(site: CallSite<'_>, status: u16, body: &[u8]) -> CloudError {
+    let root = Node::parse(body).ok();
+    let get = |name: &str| {
+        root.as_ref()
+            .and_then(|r| r.find(name).or_else(|| r.child(name)))
+            .map(|n| n.text.clone())
+    };
+    let code = get("Code");
+    let message: String = get("Message")
+        .unwrap_or_else(|| format!("HTTP {status}"))
+        .chars()
+        .take(300)
+        .collect();
+    CloudError {
+        http_status: Some(status),
+        request_id: get("RequestId"),
+        code: code.clone(),
+        ..site.error(classify(code.as_deref().unwrap_or(""), status), message)
+    }
+}
+
+fn parse_xml_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Node, CloudError> {
+    if !(200..300).contains(&status) {
+        return Err(xml_error(site, status, body));
+    }
+    Node::parse(body).map_err(|m| CloudError {
+        http_status: Some(status),
+        ..site.error(ErrorClass::BadResponse, m)
+    })
+}
+
+fn parse_json_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Value, CloudError> {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    if (200..300).contains(&status) {
+        return match parsed {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(site.error(ErrorClass::BadResponse, "answer is not a JSON object")),
+            Err(e) => Err(CloudError {
+                http_status: Some(status),
+                ..site.error(
+                    ErrorClass::BadResponse,
+                    format!("answer is not valid JSON: {e}"),
+                )
+            }),
+        };
+    }
+    let v = parsed.unwrap_or(Value::Null);
+    // `__type` is `GraniteServiceVersion20100801#ThrottlingException` (or bare).
+    let code = v
+        .get("__type")
+        .and_then(Value::as_str)
+        .map(|t| t.rsplit('#').next().unwrap_or(t).to_string());
+    let message: String = ["message", "Message"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(Value::as_str))
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect();
+    Err(CloudError {
+        http_status: Some(status),
+        code: code.clone(),
+        ..site.error(classify(code.as_deref().unwrap_or(""), status), message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE: CallSite<'static> = CallSite {
+        cloud: Cloud::Aws,
+        api: "GetMetricData",
+        region: "us-east-1",
+    };
+
+    #[test]
+    fn errors_are_classified_in_every_shape() {
+        // Query (cloud-apis C.2).
+        let e = parse_xml_answer(SITE, 400, br#"<ErrorResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>2f85f68d</RequestId></ErrorResponse>"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::LimitError);
+        assert_eq!(e.code.as_deref(), Some("Throttling"));
+        assert_eq!(e.request_id.as_deref(), Some("2f85f68d"));
+        // JSON 1.0 (moto).
+        let e = parse_json_answer(SITE, 400, br#"{"__type": "GraniteServiceVersion20100801#ThrottlingException", "message": "Rate exceeded"}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::LimitError);
+        let e = parse_json_answer(SITE, 403, br#"{"__type": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::AuthError);
+        // S3.
+        let e = xml_error(SITE, 403, b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message><RequestId>R</RequestId></Error>");
+        assert_eq!(e.class, ErrorClass::AuthError);
+        assert_eq!(
+            parse_json_answer(SITE, 503, b"<html/>").unwrap_err().class,
+            ErrorClass::ServerError
+        );
+    }
+}

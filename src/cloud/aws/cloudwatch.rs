@@ -1,0 +1,247 @@
+//! CloudWatch `GetMetricData` over JSON 1.0 (what boto3 sends): unlike the other clouds, one
+//! call carries up to 500 queries across metrics *and* resources, so a job's every (metric,
+//! resource) pair with the same period and window goes into as few calls as 500 allows, each
+//! followed through `NextToken`. Periods come from a static table (CloudWatch accepts any
+//! multiple of 60); the statistic is the mapping's.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures_util::stream::{self, StreamExt};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::AwsProvider;
+use crate::cloud::period::{choose_period, window};
+use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, Point, Resource};
+use crate::mapping::ProductCloudSpec;
+
+/// The JSON 1.0 target of GetMetricData.
+pub const GET_METRIC_DATA_TARGET: &str = "GraniteServiceVersion20100801.GetMetricData";
+/// Most queries in one call (`MetricDataQueries`, cloud-apis C.3).
+pub const MAX_QUERIES: usize = 500;
+/// Periods chosen from: standard resolution takes any multiple of 60; these are the ones that
+/// make sense for a scrape.
+pub const PERIODS: &[u64] = &[60, 300, 900, 3600, 21_600, 86_400];
+/// Most pages followed for one call.
+const MAX_PAGES: usize = 100;
+
+/// One (metric, resource) query of a call.
+struct Query {
+    item: usize,
+    resource_id: String,
+    body: Value,
+}
+
+/// Queries sharing a period and a window (one call's worth, up to 500).
+type Group = ((u64, i64, i64), Vec<Query>);
+/// Datapoints per query Id and calls made, or the error and calls made.
+type CallResult = Result<(HashMap<String, Vec<(i64, f64)>>, u64), (CloudError, u64)>;
+
+/// Fetch every item of a job for every resource.
+pub async fn fetch(
+    p: &AwsProvider,
+    ctx: &CallContext,
+    region: &str,
+    spec: &ProductCloudSpec,
+    items: &[FetchItem],
+    resources: &[Resource],
+) -> FetchOutcome {
+    let mut out = FetchOutcome::default();
+    let now_ms = p.shared().clock.now_ms();
+    let mut groups: BTreeMap<(u64, i64, i64), Vec<Query>> = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        let src = &item.source;
+        let period = choose_period(
+            PERIODS,
+            ctx.scrape_interval_s,
+            src.period,
+            ctx.period_fallback_s,
+        );
+        let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
+        for r in resources {
+            let Some(target) = spec.target(r) else {
+                debug!(resource = %r.id, "no CloudWatch dimensions discovered; not queried");
+                continue;
+            };
+            let dims: Vec<Value> = target
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k, v))
+                .chain(&src.query_dimensions)
+                .map(|(k, v)| json!({"Name": k, "Value": v}))
+                .collect();
+            groups.entry((period, start, end)).or_default().push(Query {
+                item: i,
+                resource_id: r.id.clone(),
+                body: json!({
+                    "MetricStat": {
+                        "Metric": {"Namespace": target.namespace, "MetricName": src.metric, "Dimensions": dims},
+                        "Period": period,
+                        "Stat": src.statistic,
+                    },
+                    "ReturnData": true,
+                }),
+            });
+        }
+    }
+    let calls: Vec<Group> = groups
+        .into_iter()
+        .flat_map(|(key, queries)| {
+            let mut chunks = Vec::new();
+            let mut it = queries.into_iter().peekable();
+            while it.peek().is_some() {
+                chunks.push((key, it.by_ref().take(MAX_QUERIES).collect::<Vec<_>>()));
+            }
+            chunks
+        })
+        .collect();
+    let results: Vec<(Group, CallResult)> = stream::iter(calls)
+        .map(|g| async {
+            let r = run_call(p, region, &g, ctx.deadline).await;
+            (g, r)
+        })
+        .buffer_unordered(ctx.metric_concurrency.max(1))
+        .collect()
+        .await;
+    for (((period, _, _), queries), r) in results {
+        let series = match r {
+            Ok((series, calls)) => {
+                out.calls += calls;
+                series
+            }
+            Err((e, calls)) => {
+                out.calls += calls;
+                out.errors.push(e);
+                continue;
+            }
+        };
+        let period_ms = (period * 1000) as i64;
+        for (n, q) in queries.iter().enumerate() {
+            let Some(points) = series.get(&format!("m{n}")) else {
+                continue;
+            };
+            // Newest point whose period has ended.
+            let Some((ts, value)) = points
+                .iter()
+                .filter(|(t, v)| v.is_finite() && t + period_ms <= now_ms)
+                .max_by_key(|(t, _)| *t)
+            else {
+                continue;
+            };
+            out.points.push(Point {
+                item: q.item,
+                resource_id: q.resource_id.clone(),
+                value: *value,
+                period_s: period,
+                timestamp_ms: *ts,
+                dimensions: Vec::new(),
+            });
+        }
+    }
+    out.points
+        .sort_by(|a, b| (a.item, &a.resource_id).cmp(&(b.item, &b.resource_id)));
+    out
+}
+
+/// One GetMetricData call (all its pages): datapoints per query Id (`m<n>`, n = index in the
+/// group), and calls made.
+async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instant) -> CallResult {
+    let ((period, start, end), queries) = group;
+    let p_ms = (*period * 1000) as i64;
+    let queries: Vec<Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(n, q)| {
+            let mut b = q.body.clone();
+            b["Id"] = Value::String(format!("m{n}"));
+            b
+        })
+        .collect();
+    // The window is (start, end]: StartTime is inclusive, EndTime exclusive.
+    let mut body = json!({
+        "StartTime": (start + p_ms) / 1000,
+        "EndTime": (end + p_ms) / 1000,
+        "ScanBy": "TimestampDescending",
+        "MetricDataQueries": queries,
+    });
+    let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
+    let mut calls = 0u64;
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        if let Some(t) = &token {
+            body["NextToken"] = Value::String(t.clone());
+        }
+        calls += 1;
+        let v = p
+            .json(
+                "monitoring",
+                GET_METRIC_DATA_TARGET,
+                "GetMetricData",
+                region,
+                &body,
+                deadline,
+            )
+            .await
+            .map_err(|e| (e, calls))?;
+        for r in v
+            .get("MetricDataResults")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(id) = r.get("Id").and_then(Value::as_str) else {
+                continue;
+            };
+            let ts = r.get("Timestamps").and_then(Value::as_array);
+            let vals = r.get("Values").and_then(Value::as_array);
+            let (Some(ts), Some(vals)) = (ts, vals) else {
+                continue;
+            };
+            let entry = series.entry(id.to_string()).or_default();
+            for (t, v) in ts.iter().zip(vals) {
+                if let (Some(t), Some(v)) = (timestamp_ms(t), v.as_f64()) {
+                    entry.push((t, v));
+                }
+            }
+        }
+        let next = v
+            .get("NextToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
+        if next.is_none() || next == token {
+            break;
+        }
+        token = next;
+    }
+    Ok((series, calls))
+}
+
+/// A JSON timestamp: epoch seconds (a number, as JSON 1.0 sends it) or ISO 8601.
+fn timestamp_ms(v: &Value) -> Option<i64> {
+    if let Some(s) = v.as_f64() {
+        return Some((s * 1000.0) as i64);
+    }
+    let s = v.as_str()?;
+    let trimmed = match s.split_once('.') {
+        Some((head, _)) => format!("{head}Z"),
+        None => s.to_string(),
+    };
+    crate::util::UtcTime::parse_iso8601(&trimmed).map(|t| t.to_unix() * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_come_as_numbers_or_iso() {
+        assert_eq!(timestamp_ms(&json!(1735689660)), Some(1_735_689_660_000));
+        assert_eq!(timestamp_ms(&json!(1735689660.0)), Some(1_735_689_660_000));
+        assert_eq!(
+            timestamp_ms(&json!("2025-01-01T00:01:00Z")),
+            Some(1_735_689_660_000)
+        );
+    }
+}
