@@ -147,9 +147,14 @@ pub struct Resource {
 }
 
 impl Resource {
-    /// The `code_name` label: tag `CodeName`, as the original exporter did.
+    /// The `code_name` label: tag `CodeName`, else `kubernetes.io/service-name`, else `Name`,
+    /// as the original exporter did.
     pub fn code_name(&self) -> &str {
-        self.tags.get("CodeName").map(String::as_str).unwrap_or("")
+        ["CodeName", "kubernetes.io/service-name", "Name"]
+            .iter()
+            .find_map(|k| self.tags.get(*k))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// Rough heap size, for the cache-size self-metric.
@@ -328,6 +333,7 @@ impl Provider {
                 shared,
                 discovery_ttl,
             )),
+            Cloud::Aws => Provider::Aws(aws::AwsProvider::new(account, shared, discovery_ttl)),
             // Config validation admits only supported clouds.
             _ => Provider::Aliyun(aliyun::AliyunProvider::new(account, shared, discovery_ttl)),
         }

@@ -17,6 +17,8 @@ pub struct Estate {
     pub regions: Vec<String>,
     /// Tencent regions that exist (others answer `UnsupportedRegion`).
     pub tencent_regions: Vec<String>,
+    /// AWS regions enabled (others answer `InvalidRegion`).
+    pub aws_regions: Vec<String>,
     /// Accounts.
     pub accounts: Vec<SimAccount>,
 }
@@ -110,6 +112,8 @@ struct EstateFile {
     regions: Vec<String>,
     #[serde(default)]
     tencent_regions: Vec<String>,
+    #[serde(default)]
+    aws_regions: Vec<String>,
     accounts: Vec<AccountFile>,
 }
 
@@ -183,10 +187,10 @@ impl Estate {
                 }
             }
             let cloud = match Cloud::parse(&a.cloud) {
-                Some(c @ (Cloud::Aliyun | Cloud::Tencent)) => c,
+                Some(c @ (Cloud::Aliyun | Cloud::Tencent | Cloud::Aws)) => c,
                 _ => {
                     return Err(format!(
-                        "estate: account {} has cloud {:?}: the simulator serves \"aliyun\" and \"tencent\"",
+                        "estate: account {} has cloud {:?}: the simulator serves \"aliyun\", \"tencent\" and \"aws\"",
                         a.account_id, a.cloud
                     ))
                 }
@@ -202,6 +206,7 @@ impl Estate {
         Ok(Estate {
             regions: f.regions,
             tencent_regions: f.tencent_regions,
+            aws_regions: f.aws_regions,
             accounts,
         })
     }
@@ -263,6 +268,7 @@ impl Estate {
 pub const BUILTIN: &str = r#"
 regions = ["cn-hangzhou", "cn-beijing", "cn-shanghai"]
 tencent_regions = ["ap-guangzhou", "ap-shanghai", "ap-beijing"]
+aws_regions = ["us-east-1", "eu-west-1"]
 
 [[accounts]]
 account_id = "1234567890123456"
@@ -429,6 +435,47 @@ tags = { CodeName = "assets", env = "prod" }
 product = "s3"
 id = "demo-logs-1250000000"
 region = "ap-shanghai"
+
+[[accounts]]
+cloud = "aws"
+account_id = "123456789012"
+access_key_id = "AKIASIMDEMO000000001"
+access_key_secret = "DemoAwsSecretKey0001abcdefghijklmnopqrst"
+
+[[accounts.resources]]
+product = "alb"
+id = "shop-alb"
+region = "us-east-1"
+tags = { CodeName = "shop", env = "prod" }
+
+[[accounts.resources]]
+product = "nlb"
+id = "mqtt-nlb"
+region = "us-east-1"
+tags = { "kubernetes.io/service-name" = "iot/mqtt" }
+
+[[accounts.resources]]
+product = "gwlb"
+id = "fw-gwlb"
+region = "us-east-1"
+internal = true
+
+[[accounts.resources]]
+product = "clb"
+id = "legacy-web"
+region = "us-east-1"
+tags = { Name = "legacy" }
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-aws-assets"
+region = "us-east-1"
+tags = { CodeName = "assets" }
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-aws-logs"
+region = "eu-west-1"
 "#;
 
 #[cfg(test)]
@@ -438,7 +485,11 @@ mod tests {
     #[test]
     fn builtin_estate_parses_and_covers_every_product() {
         let e = Estate::builtin();
-        assert_eq!(e.accounts.len(), 3);
+        assert_eq!(e.accounts.len(), 4);
+        let aws = &e.accounts[3];
+        for p in Cloud::Aws.products() {
+            assert!(aws.resources.iter().any(|r| r.product() == Some(*p)), "{p}");
+        }
         let tencent = &e.accounts[2];
         assert_eq!(tencent.cloud, Cloud::Tencent);
         for p in Cloud::Tencent.products() {

@@ -12,6 +12,7 @@
 //! `latency` with `"ms"`, `server_error`, `throttle`, `malformed`, `truncated`, `hang`, `auth`).
 
 pub mod aliyun;
+pub mod aws;
 pub mod estate;
 pub mod tencent;
 pub mod values;
@@ -101,6 +102,8 @@ pub struct SimState {
     faults: Mutex<Vec<Fault>>,
     quota: Mutex<HashMap<(String, String), VecDeque<std::time::Instant>>>,
     nonces: Mutex<HashSet<String>>,
+    /// Keys AWS STS AssumeRole issued.
+    pub aws_temporary_keys: aws::TemporaryKeys,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +124,7 @@ impl SimState {
             faults: Mutex::new(Vec::new()),
             quota: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashSet::new()),
+            aws_temporary_keys: aws::TemporaryKeys::default(),
         }
     }
 
@@ -359,6 +363,7 @@ async fn handle(
             }
             Err(e) => SimResponse::json(400, &serde_json::json!({"error": e})),
         },
+        _ if aws::is_aws(&sreq) => aws::handle(&state, &sreq).await,
         _ if tencent::is_tencent(&sreq) => tencent::handle(&state, &sreq).await,
         _ => aliyun::handle(&state, &sreq).await,
     };

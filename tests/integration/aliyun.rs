@@ -91,7 +91,12 @@ async fn demo_estate_exports_exact_values_for_all_six_products() {
         ),
         Some(v)
     );
-    assert_eq!(series(&t, "gwlb_active_connections"), 1);
+    assert_eq!(
+        t.lines()
+            .filter(|l| l.starts_with("gwlb_active_connections{") && l.contains("aliyun"))
+            .count(),
+        1
+    );
     // BWP: percent -> ratio.
     let v = raw_value(
         "cbwp-demo0001",
@@ -161,9 +166,19 @@ async fn demo_estate_exports_exact_values_for_all_six_products() {
         "{t}"
     );
     // Bucket tags came through ListTagResources (system tags dropped).
-    assert!(t.contains(
-        r#"resource_id="demo-assets",resource_type="s3",tag_code_name="assets",tag_env="prod""#
-    ));
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_resource_info",
+            &[
+                ("resource_id", "demo-assets"),
+                ("resource_type", "s3"),
+                ("tag_code_name", "assets"),
+                ("tag_env", "prod"),
+            ]
+        ),
+        Some(1.0)
+    );
     // The golden file holds every value of the demo estate.
     let golden_path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/demo.prom");
     let got = stable(&t);
@@ -192,8 +207,8 @@ async fn warm_scrape_costs_exactly_the_minimum_calls() {
     h.sim.state.reset_calls();
     let snap = collect(&h).await;
     // Minimum per job with N ≤ 50 resources: one monitor call per source metric and namespace
-    // (Tencent CLBs: public and private); nothing for products without resources; discovery
-    // and metadata are cached.
+    // (Tencent CLBs: public and private), or for AWS one GetMetricData per period in use (≤ 500
+    // queries); nothing for products without resources; discovery and metadata are cached.
     let mut expected = std::collections::BTreeMap::<Cloud, u64>::new();
     for j in &snap.jobs {
         if j.resources.is_empty() {
@@ -212,7 +227,18 @@ async fn warm_scrape_costs_exactly_the_minimum_calls() {
             .filter_map(|r| spec.target(r))
             .map(|t| t.namespace)
             .collect();
-        *expected.entry(j.cloud).or_default() += (sources * namespaces.len()) as u64;
+        let calls = if j.cloud == Cloud::Aws {
+            let periods: BTreeSet<u64> =
+                h.rt.mappings
+                    .families_for(j.product, j.cloud)
+                    .iter()
+                    .flat_map(|f| f.sources[&j.cloud].iter().map(|s| s.period.unwrap_or(60)))
+                    .collect();
+            periods.len()
+        } else {
+            sources * namespaces.len()
+        };
+        *expected.entry(j.cloud).or_default() += calls as u64;
     }
     let calls = h.sim.state.calls();
     assert_eq!(
@@ -562,13 +588,14 @@ async fn static_shards_split_the_jobs_exactly_once() {
                 .map(|j| (j.account_id.clone(), j.region.clone(), j.product)),
         );
         total_calls += h.sim.state.calls_to("cms.DescribeMetricLast")
-            + h.sim.state.calls_to("monitor.GetMonitorData");
+            + h.sim.state.calls_to("monitor.GetMonitorData")
+            + h.sim.state.calls_to("monitoring.GetMetricData");
     }
     owned.sort();
     let before = owned.len();
     owned.dedup();
     assert_eq!(before, owned.len(), "a job owned twice");
-    assert_eq!(owned.len(), 26, "every job owned once");
+    assert_eq!(owned.len(), 36, "every job owned once");
     // Together the shards make the monitor calls of one unsharded replica.
     let whole = harness().await;
     collect(&whole).await;
@@ -576,6 +603,7 @@ async fn static_shards_split_the_jobs_exactly_once() {
         total_calls,
         whole.sim.state.calls_to("cms.DescribeMetricLast")
             + whole.sim.state.calls_to("monitor.GetMonitorData")
+            + whole.sim.state.calls_to("monitoring.GetMetricData")
     );
 }
 

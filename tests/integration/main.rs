@@ -4,6 +4,7 @@
 //! values and signatures are exact. One binary; a module per cloud, the harness here.
 
 mod aliyun;
+mod aws;
 mod tencent;
 
 use std::collections::BTreeSet;

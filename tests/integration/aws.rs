@@ -1,0 +1,300 @@
+//! AWS against the simulator: exact values and labels for every product, GetMetricData batching
+//! (500 queries a call across metrics and resources), Marker paging, throttling recovery,
+//! a wrong secret, and AssumeRole.
+
+use super::*;
+
+use multicloud_exporter::sim::aws::elbv2_dimension_of;
+
+const ACCOUNT: &str = "123456789012";
+/// Newest complete day at NOW.
+const TDAY: i64 = 1_735_603_200;
+
+const ESTATE: &str = r#"regions = []
+aws_regions = ["us-east-1", "eu-west-1"]
+[[accounts]]
+cloud = "aws"
+account_id = "123456789012"
+access_key_id = "AKIASIMDEMO000000001"
+access_key_secret = "DemoAwsSecretKey0001abcdefghijklmnopqrst"
+
+[[accounts.resources]]
+product = "alb"
+id = "shop-alb"
+region = "us-east-1"
+tags = { CodeName = "shop", env = "prod" }
+
+[[accounts.resources]]
+product = "nlb"
+id = "mqtt-nlb"
+region = "us-east-1"
+tags = { "kubernetes.io/service-name" = "iot/mqtt" }
+
+[[accounts.resources]]
+product = "gwlb"
+id = "fw-gwlb"
+region = "us-east-1"
+
+[[accounts.resources]]
+product = "clb"
+id = "legacy-web"
+region = "us-east-1"
+tags = { Name = "legacy" }
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-aws-assets"
+region = "us-east-1"
+tags = { CodeName = "assets" }
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-aws-logs"
+region = "eu-west-1"
+"#;
+
+fn estate() -> Estate {
+    Estate::from_toml(ESTATE).unwrap()
+}
+
+#[tokio::test]
+async fn aws_products_export_exact_values_and_labels() {
+    let h = harness_with(estate(), |_| {}).await;
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        assert!(j.success, "{} {}: {:?}", j.region, j.product, j.error);
+    }
+    let t = text(&h, &snap);
+    // ALB RequestCount: Sum per 60 s divided by 60 = the raw value.
+    let arn = format!(
+        "arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:loadbalancer/{}",
+        elbv2_dimension_of("alb", "shop-alb")
+    );
+    let v = raw_value("shop-alb", "RequestCount", "", T60, 60, false);
+    assert_eq!(
+        value(
+            &t,
+            "alb_requests_per_second",
+            &[
+                ("cloud_provider", "aws"),
+                ("account_id", ACCOUNT),
+                ("region", "us-east-1"),
+                ("resource_type", "alb"),
+                ("resource_id", arn.as_str()),
+                ("code_name", "shop"),
+            ]
+        ),
+        Some(v)
+    );
+    // code_name falls back to kubernetes.io/service-name, then Name.
+    let v = raw_value("mqtt-nlb", "ActiveFlowCount", "", T60, 60, false);
+    assert_eq!(
+        value(
+            &t,
+            "nlb_concurrent_connections",
+            &[("code_name", "iot/mqtt")]
+        ),
+        Some(v)
+    );
+    let v = raw_value("legacy-web", "Latency", "", T60, 60, false);
+    assert_eq!(
+        value(
+            &t,
+            "clb_upstream_response_time_seconds",
+            &[("resource_id", "legacy-web"), ("code_name", "legacy")]
+        ),
+        Some(v)
+    );
+    // S3 daily storage per class, in the bucket's own region.
+    let v = raw_value(
+        "demo-aws-logs",
+        "BucketSizeBytes",
+        "StandardStorage",
+        TDAY,
+        86400,
+        false,
+    );
+    assert_eq!(
+        value(
+            &t,
+            "s3_storage_bytes",
+            &[
+                ("resource_id", "demo-aws-logs"),
+                ("region", "eu-west-1"),
+                ("storage_class", "standard"),
+            ]
+        ),
+        Some(v)
+    );
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_resource_info",
+            &[
+                ("resource_id", "demo-aws-assets"),
+                ("tag_code_name", "assets")
+            ]
+        ),
+        Some(1.0)
+    );
+}
+
+/// One AWS account with `n` generated ALBs in us-east-1.
+fn many_albs(n: usize) -> Estate {
+    Estate::from_toml(&format!(
+        r#"regions = []
+aws_regions = ["us-east-1"]
+[[accounts]]
+cloud = "aws"
+account_id = "210987654321"
+access_key_id = "AKIASIMBIG0000000001"
+access_key_secret = "big-aws-secret"
+[[accounts.generate]]
+product = "alb"
+region = "us-east-1"
+count = {n}
+prefix = "alb-gen"
+"#
+    ))
+    .unwrap()
+}
+
+fn alb_sources(h: &Harness) -> usize {
+    h.rt.mappings
+        .families_for(Product::Alb, Cloud::Aws)
+        .iter()
+        .map(|f| f.sources[&Cloud::Aws].len())
+        .sum()
+}
+
+#[tokio::test]
+async fn get_metric_data_batches_500_queries_across_metrics_and_resources() {
+    let h = harness_with(many_albs(450), |c| {
+        c.accounts[0].products = vec![Product::Alb]
+    })
+    .await;
+    let snap = collect(&h).await;
+    assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
+    let t = text(&h, &snap);
+    assert_eq!(series(&t, "alb_requests_per_second"), 450);
+    let v = raw_value("alb-gen-00449", "NewConnectionCount", "", T60, 60, false);
+    let dim = elbv2_dimension_of("alb", "alb-gen-00449");
+    let arn = format!("arn:aws:elasticloadbalancing:us-east-1:210987654321:loadbalancer/{dim}");
+    assert_eq!(
+        value(
+            &t,
+            "alb_new_connections_per_second",
+            &[("resource_id", arn.as_str())]
+        ),
+        Some(v)
+    );
+    // Discovery: 400 a page (2 pages), tags 20 ARNs a call (23 calls).
+    assert_eq!(
+        h.sim
+            .state
+            .calls_to("elasticloadbalancing.DescribeLoadBalancers"),
+        2
+    );
+    assert_eq!(
+        h.sim.state.calls_to("elasticloadbalancing.DescribeTags"),
+        23
+    );
+    // Monitor: every (metric, load balancer) pair of one period and window, 500 a call.
+    let queries = alb_sources(&h) * 450;
+    assert_eq!(
+        h.sim.state.calls_to("monitoring.GetMetricData"),
+        queries.div_ceil(500) as u64
+    );
+}
+
+#[tokio::test]
+async fn aws_throttling_is_retried_and_recovers() {
+    let h = harness_with(estate(), |_| {}).await;
+    h.sim.state.inject(Fault {
+        api: Some("monitoring.GetMetricData".into()),
+        kind: FaultKind::Throttle,
+        times: 2,
+    });
+    h.sim.state.inject(Fault {
+        api: Some("elasticloadbalancing.DescribeLoadBalancers".into()),
+        kind: FaultKind::ServerError,
+        times: 1,
+    });
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        assert!(j.success, "{} {}: {:?}", j.region, j.product, j.error);
+    }
+    let t = text(&h, &snap);
+    let aws = ("cloud_provider", "aws");
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_rate_limit_total",
+            &[aws, ("api", "GetMetricData")]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_request_retries_total",
+            &[aws, ("api", "GetMetricData")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_aws_secret_is_an_auth_error_without_retries() {
+    let h = harness_with(estate(), |c| {
+        c.accounts[0].access_key_secret = config::Secret::new("WrongAwsSecret");
+    })
+    .await;
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        assert!(!j.success);
+        let e = j.error.as_ref().unwrap();
+        assert_eq!(
+            e.class,
+            multicloud_exporter::cloud::ErrorClass::AuthError,
+            "{e}"
+        );
+        assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
+    }
+    assert_eq!(h.sim.state.calls_to("monitoring.GetMetricData"), 0);
+    let t = text(&h, &snap);
+    assert!(!t.contains("WrongAwsSecret"));
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_request_retries_total",
+            &[("cloud_provider", "aws")]
+        ),
+        None
+    );
+}
+
+#[tokio::test]
+async fn assume_role_keys_are_used_and_cached() {
+    let h = harness_with(estate(), |c| {
+        c.accounts[0].role_arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/exporter"));
+        c.accounts[0].external_id = Some("ext-42".into());
+    })
+    .await;
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        assert!(j.success, "{} {}: {:?}", j.region, j.product, j.error);
+    }
+    collect(&h).await;
+    // One AssumeRole serves every call of both scrapes (the keys live an hour).
+    assert_eq!(h.sim.state.calls_to("sts.AssumeRole"), 1);
+    let v = raw_value("shop-alb", "RequestCount", "", T60, 60, false);
+    assert_eq!(
+        value(
+            &text(&h, &snap),
+            "alb_requests_per_second",
+            &[("code_name", "shop")]
+        ),
+        Some(v)
+    );
+}
