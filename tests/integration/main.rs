@@ -5,6 +5,7 @@
 
 mod aliyun;
 mod aws;
+mod moto;
 mod tencent;
 
 use std::collections::BTreeSet;

@@ -400,7 +400,10 @@ fn parse_json_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Val
             }),
         };
     }
-    let v = parsed.unwrap_or(Value::Null);
+    // An endpoint may answer a JSON request's auth failure in XML (moto does): read it as such.
+    let Ok(v) = parsed else {
+        return Err(xml_error(site, status, body));
+    };
     // `__type` is `GraniteServiceVersion20100801#ThrottlingException` (or bare).
     let code = v
         .get("__type")
@@ -449,5 +452,9 @@ mod tests {
             parse_json_answer(SITE, 503, b"<html/>").unwrap_err().class,
             ErrorClass::ServerError
         );
+        // moto's strict mode answers a JSON request's bad signature in XML.
+        let e = parse_json_answer(SITE, 403, b"<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><Type>Sender</Type></Error></Errors></ErrorResponse>").unwrap_err();
+        assert_eq!(e.class, ErrorClass::AuthError);
+        assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
     }
 }
