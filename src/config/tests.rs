@@ -43,12 +43,14 @@ products = ["clb"]
 fn the_shipped_config_parses() {
     let text = include_str!("../../config.toml");
     let c = ok(text);
-    assert_eq!(c.accounts.len(), 2);
+    assert_eq!(c.accounts.len(), 3);
     assert_eq!(c.server.listen.port(), 9101);
     assert_eq!(c.server.scrape_interval, Duration::from_secs(60));
     assert_eq!(c.accounts[0].products.len(), 6);
     assert_eq!(c.accounts[1].cloud, Cloud::Tencent);
     assert_eq!(c.accounts[1].products.len(), 4);
+    assert_eq!(c.accounts[2].cloud, Cloud::Aws);
+    assert_eq!(c.accounts[2].products.len(), 5);
 }
 
 #[test]

@@ -13,7 +13,7 @@ use tracing::debug;
 
 use super::AwsProvider;
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, Point, Resource};
+use crate::cloud::{CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, Point, Resource};
 use crate::mapping::ProductCloudSpec;
 
 /// The JSON 1.0 target of GetMetricData.
@@ -35,8 +35,10 @@ struct Query {
 
 /// Queries sharing a period and a window (one call's worth, up to 500).
 type Group = ((u64, i64, i64), Vec<Query>);
-/// Datapoints per query Id and calls made, or the error and calls made.
-type CallResult = Result<(HashMap<String, Vec<(i64, f64)>>, u64), (CloudError, u64)>;
+/// What one call returned: datapoints per query Id, the queries the cloud refused
+/// (`StatusCode` Forbidden or InternalError), and calls made; or the error and calls made.
+type CallResult =
+    Result<(HashMap<String, Vec<(i64, f64)>>, Vec<CloudError>, u64), (CloudError, u64)>;
 
 /// Fetch every item of a job for every resource.
 pub async fn fetch(
@@ -106,8 +108,9 @@ pub async fn fetch(
         .await;
     for (((period, _, _), queries), r) in results {
         let series = match r {
-            Ok((series, calls)) => {
+            Ok((series, refused, calls)) => {
                 out.calls += calls;
+                out.errors.extend(refused);
                 series
             }
             Err((e, calls)) => {
@@ -166,6 +169,7 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
         "MetricDataQueries": queries,
     });
     let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
+    let mut refused: Vec<CloudError> = Vec::new();
     let mut calls = 0u64;
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -193,6 +197,11 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
             let Some(id) = r.get("Id").and_then(Value::as_str) else {
                 continue;
             };
+            // Complete and PartialData carry datapoints (PartialData continues on the next
+            // page); Forbidden and InternalError fail the query, not the call.
+            if let Some(problem) = refused_query(r, region) {
+                refused.push(problem);
+            }
             let ts = r.get("Timestamps").and_then(Value::as_array);
             let vals = r.get("Values").and_then(Value::as_array);
             let (Some(ts), Some(vals)) = (ts, vals) else {
@@ -205,6 +214,14 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
                 }
             }
         }
+        for m in v
+            .get("Messages")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            debug!(message = %m, "GetMetricData message");
+        }
         let next = v
             .get("NextToken")
             .and_then(Value::as_str)
@@ -215,7 +232,37 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
         }
         token = next;
     }
-    Ok((series, calls))
+    Ok((series, refused, calls))
+}
+
+/// The error of a result whose `StatusCode` says the cloud did not answer the query.
+fn refused_query(r: &Value, region: &str) -> Option<CloudError> {
+    let status = r.get("StatusCode").and_then(Value::as_str)?;
+    let class = match status {
+        "Forbidden" => ErrorClass::AuthError,
+        "InternalError" => ErrorClass::ServerError,
+        _ => return None,
+    };
+    let detail = r
+        .pointer("/Messages/0/Value")
+        .and_then(Value::as_str)
+        .unwrap_or("no message");
+    Some(CloudError {
+        code: Some(status.to_string()),
+        http_status: Some(200),
+        ..crate::cloud::http::CallSite {
+            cloud: crate::cloud::Cloud::Aws,
+            api: "GetMetricData",
+            region,
+        }
+        .error(
+            class,
+            format!(
+                "query {} answered {status}: {detail}",
+                r.get("Id").and_then(Value::as_str).unwrap_or("?")
+            ),
+        )
+    })
 }
 
 /// A JSON timestamp: epoch seconds (a number, as JSON 1.0 sends it) or ISO 8601.
@@ -234,6 +281,22 @@ fn timestamp_ms(v: &Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_queries_become_errors() {
+        let r = json!({"Id": "m3", "StatusCode": "Forbidden", "Messages": [{"Code": "Forbidden", "Value": "not allowed"}]});
+        let e = refused_query(&r, "us-east-1").unwrap();
+        assert_eq!(e.class, ErrorClass::AuthError);
+        assert!(e.message.contains("m3") && e.message.contains("not allowed"));
+        assert!(refused_query(
+            &json!({"Id": "m0", "StatusCode": "PartialData"}),
+            "us-east-1"
+        )
+        .is_none());
+        assert!(
+            refused_query(&json!({"Id": "m0", "StatusCode": "Complete"}), "us-east-1").is_none()
+        );
+    }
 
     #[test]
     fn timestamps_come_as_numbers_or_iso() {
