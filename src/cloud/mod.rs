@@ -298,6 +298,16 @@ pub struct FetchOutcome {
     pub calls: u64,
 }
 
+/// One job's share of a fetch that spans several products (AWS: one GetMetricData for a region).
+pub struct FetchPart<'a> {
+    /// Where the product's data lives.
+    pub spec: &'a ProductCloudSpec,
+    /// Its source metrics.
+    pub items: &'a [FetchItem],
+    /// Its resources.
+    pub resources: &'a [Resource],
+}
+
 /// A cloud client for one account: discovery and monitor calls.
 pub enum Provider {
     Aliyun(aliyun::AliyunProvider),
@@ -382,6 +392,34 @@ impl Provider {
             }
             Provider::Aws(p) => {
                 aws::cloudwatch::fetch(p, ctx, region, spec, items, resources).await
+            }
+        }
+    }
+
+    /// Whether one monitor call can carry several products' queries, so a region's jobs are
+    /// fetched together ([`Provider::fetch_parts`]).
+    pub fn batches_across_products(&self) -> bool {
+        matches!(self, Provider::Aws(_))
+    }
+
+    /// The newest datapoints of several jobs of one region at once, an outcome per part.
+    pub async fn fetch_parts(
+        &self,
+        ctx: &CallContext,
+        region: &str,
+        parts: &[FetchPart<'_>],
+    ) -> Vec<FetchOutcome> {
+        match self {
+            Provider::Aws(p) => aws::cloudwatch::fetch_parts(p, ctx, region, parts).await,
+            _ => {
+                let mut out = Vec::with_capacity(parts.len());
+                for part in parts {
+                    out.push(
+                        self.fetch(ctx, region, part.spec, part.items, part.resources)
+                            .await,
+                    );
+                }
+                out
             }
         }
     }

@@ -18,7 +18,8 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use crate::cloud::http::Shared;
 use crate::cloud::{
-    CallContext, Cloud, CloudError, ErrorClass, FetchItem, Product, Provider, Resource,
+    CallContext, Cloud, CloudError, ErrorClass, FetchItem, FetchOutcome, FetchPart, Product,
+    Provider, Resource,
 };
 use crate::cluster::{shard_key, Membership};
 use crate::config::Config;
@@ -230,6 +231,26 @@ pub async fn discover_job(
         .await
 }
 
+/// A job's discovered resources as the cache serves them.
+type CachedResources = crate::discovery::Cached<Arc<Vec<Resource>>>;
+
+/// The fetch items of a job: every source of its product's families on its cloud.
+fn fetch_items(rt: &Runtime, job: &Job) -> Vec<FetchItem> {
+    let mut items = Vec::new();
+    for (idx, fam) in rt.mappings.families.iter().enumerate() {
+        if fam.product != job.product {
+            continue;
+        }
+        for src in fam.sources.get(&job.cloud).into_iter().flatten() {
+            items.push(FetchItem {
+                family: idx,
+                source: src.clone(),
+            });
+        }
+    }
+    items
+}
+
 /// Run one job to its result.
 pub async fn run_job(rt: &Runtime, job: &Job, deadline: Instant) -> JobResult {
     let started = Instant::now();
@@ -239,81 +260,138 @@ pub async fn run_job(rt: &Runtime, job: &Job, deadline: Instant) -> JobResult {
             return job.failed(e, started.elapsed());
         }
     };
+    let items = fetch_items(rt, job);
+    let outcome = match rt.mappings.products.get(&(job.product, job.cloud)) {
+        Some(spec) => {
+            let ctx = rt.call_context(deadline);
+            rt.providers[job.account]
+                .fetch(&ctx, &job.region, spec, &items, &cached.value)
+                .await
+        }
+        None => FetchOutcome::default(),
+    };
+    job_result(rt, job, cached, &items, outcome, started)
+}
+
+/// Run the jobs of one (account, region) together, for a cloud whose monitor API batches across
+/// products (AWS GetMetricData: 500 queries a call whatever the namespace): discovery per job,
+/// then one fetch for all of them, then a result per job.
+pub async fn run_region(rt: &Runtime, jobs: Vec<Job>, deadline: Instant) -> Vec<JobResult> {
+    let started = Instant::now();
+    let Some(first) = jobs.first() else {
+        return Vec::new();
+    };
+    let (account, region) = (first.account, first.region.clone());
+    let discovered: Vec<(Job, Result<CachedResources, CloudError>)> = stream::iter(jobs)
+        .map(|job| async move {
+            let r = discover_job(rt, &job, deadline).await;
+            (job, r)
+        })
+        .buffer_unordered(rt.config.server.product_concurrency.max(1))
+        .collect()
+        .await;
+    let mut results = Vec::new();
+    let mut ready = Vec::new();
+    for (job, r) in discovered {
+        match r {
+            Ok(cached) => {
+                let items = fetch_items(rt, &job);
+                ready.push((job, cached, items));
+            }
+            Err(e) => results.push(job.failed(e, started.elapsed())),
+        }
+    }
+    let parts: Vec<FetchPart<'_>> = ready
+        .iter()
+        .filter_map(|(job, cached, items)| {
+            Some(FetchPart {
+                spec: rt.mappings.products.get(&(job.product, job.cloud))?,
+                items,
+                resources: &cached.value,
+            })
+        })
+        .collect();
+    let ctx = rt.call_context(deadline);
+    let mut outcomes = rt.providers[account]
+        .fetch_parts(&ctx, &region, &parts)
+        .await
+        .into_iter();
+    for (job, cached, items) in &ready {
+        let outcome = if rt.mappings.products.contains_key(&(job.product, job.cloud)) {
+            outcomes.next().unwrap_or_default()
+        } else {
+            FetchOutcome::default()
+        };
+        results.push(job_result(rt, job, cached.clone(), items, outcome, started));
+    }
+    results
+}
+
+/// Map a job's fetched points to samples and its result.
+fn job_result(
+    rt: &Runtime,
+    job: &Job,
+    cached: CachedResources,
+    items: &[FetchItem],
+    outcome: FetchOutcome,
+    started: Instant,
+) -> JobResult {
     let resources = cached.value.clone();
     let mut first_error = cached.refresh_error.clone();
     if let Some(e) = &first_error {
         debug!(error = %e, "discovery refresh failed; serving the previous resources");
     }
     let mut samples = Vec::new();
-    let mut calls = 0;
     let mut min_period_s = 0;
-    if let Some(spec) = rt.mappings.products.get(&(job.product, job.cloud)) {
-        let mut items = Vec::new();
-        for (idx, fam) in rt.mappings.families.iter().enumerate() {
-            if fam.product != job.product {
-                continue;
-            }
-            for src in fam.sources.get(&job.cloud).into_iter().flatten() {
-                items.push(FetchItem {
-                    family: idx,
-                    source: src.clone(),
-                });
-            }
+    let calls = outcome.calls;
+    if let Some(e) = outcome.errors.first() {
+        debug!(failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
+        first_error.get_or_insert_with(|| e.clone());
+    }
+    let by_id: std::collections::HashMap<&str, &Resource> =
+        resources.iter().map(|r| (r.id.as_str(), r)).collect();
+    let mut seen = HashSet::new();
+    for p in outcome.points {
+        if min_period_s == 0 || p.period_s < min_period_s {
+            min_period_s = p.period_s;
         }
-        let ctx = rt.call_context(deadline);
-        let outcome = rt.providers[job.account]
-            .fetch(&ctx, &job.region, spec, &items, &resources)
-            .await;
-        calls += outcome.calls;
-        if let Some(e) = outcome.errors.first() {
-            debug!(failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
-            first_error.get_or_insert_with(|| e.clone());
+        let item = &items[p.item];
+        let fam = &rt.mappings.families[item.family];
+        let Some(res) = by_id.get(p.resource_id.as_str()) else {
+            continue;
+        };
+        let mut labels = vec![
+            job.cloud.as_str().to_string(),
+            job.account_id.clone(),
+            job.region.clone(),
+            job.product.as_str().to_string(),
+            res.id.clone(),
+            res.code_name().to_string(),
+        ];
+        for l in &fam.labels {
+            let v = item
+                .source
+                .labels
+                .get(l)
+                .cloned()
+                .or_else(|| {
+                    p.dimensions
+                        .iter()
+                        .find(|(k, _)| k == l)
+                        .map(|(_, v)| v.clone())
+                })
+                .unwrap_or_default();
+            labels.push(v);
         }
-        let by_id: std::collections::HashMap<&str, &Resource> =
-            resources.iter().map(|r| (r.id.as_str(), r)).collect();
-        let mut seen = HashSet::new();
-        for p in outcome.points {
-            if min_period_s == 0 || p.period_s < min_period_s {
-                min_period_s = p.period_s;
-            }
-            let item = &items[p.item];
-            let fam = &rt.mappings.families[item.family];
-            let Some(res) = by_id.get(p.resource_id.as_str()) else {
-                continue;
-            };
-            let mut labels = vec![
-                job.cloud.as_str().to_string(),
-                job.account_id.clone(),
-                job.region.clone(),
-                job.product.as_str().to_string(),
-                res.id.clone(),
-                res.code_name().to_string(),
-            ];
-            for l in &fam.labels {
-                let v = item
-                    .source
-                    .labels
-                    .get(l)
-                    .cloned()
-                    .or_else(|| {
-                        p.dimensions
-                            .iter()
-                            .find(|(k, _)| k == l)
-                            .map(|(_, v)| v.clone())
-                    })
-                    .unwrap_or_default();
-                labels.push(v);
-            }
-            // One series per (family, labels): a duplicate is dropped, never exported twice.
-            if !seen.insert((item.family, labels.clone())) {
-                continue;
-            }
-            samples.push(Sample {
-                family: item.family,
-                labels,
-                value: item.source.transform(p.value, p.period_s),
-            });
+        // One series per (family, labels): a duplicate is dropped, never exported twice.
+        if !seen.insert((item.family, labels.clone())) {
+            continue;
         }
+        samples.push(Sample {
+            family: item.family,
+            labels,
+            value: item.source.transform(p.value, p.period_s),
+        });
     }
     JobResult {
         cloud: job.cloud,
@@ -360,6 +438,23 @@ pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) ->
                     let rt = rt.clone();
                     let done = done.clone();
                     async move {
+                        let batched = region_jobs
+                            .first()
+                            .is_some_and(|j| rt.providers[j.account].batches_across_products());
+                        if batched {
+                            let span = info_span!(
+                                "region",
+                                account = %region_jobs[0].account_id,
+                                region = %region_jobs[0].region
+                            );
+                            let results = run_region(&rt, region_jobs, deadline)
+                                .instrument(span)
+                                .await;
+                            if let Ok(mut d) = done.lock() {
+                                d.extend(results);
+                            }
+                            return Vec::new();
+                        }
                         stream::iter(region_jobs)
                             .map(|job| {
                                 let rt = rt.clone();

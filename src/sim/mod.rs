@@ -77,6 +77,8 @@ pub struct SimSettings {
     pub latency: Duration,
     /// Instances one Tencent GetMonitorData call may carry (documented: 50).
     pub tencent_max_instances: usize,
+    /// Datapoints one AWS GetMetricData page holds before `NextToken` (documented: 100,800).
+    pub aws_page_datapoints: usize,
 }
 
 impl Default for SimSettings {
@@ -86,6 +88,7 @@ impl Default for SimSettings {
             ingestion_delay_s: 30,
             latency: Duration::ZERO,
             tencent_max_instances: 50,
+            aws_page_datapoints: 100_800,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use super::*;
 
+use multicloud_exporter::config::ShardBy;
+
 #[tokio::test]
 async fn demo_estate_exports_exact_values_for_all_six_products() {
     let h = harness().await;
@@ -207,8 +209,9 @@ async fn warm_scrape_costs_exactly_the_minimum_calls() {
     h.sim.state.reset_calls();
     let snap = collect(&h).await;
     // Minimum per job with N ≤ 50 resources: one monitor call per source metric and namespace
-    // (Tencent CLBs: public and private), or for AWS one GetMetricData per period in use (≤ 500
-    // queries); nothing for products without resources; discovery and metadata are cached.
+    // (Tencent CLBs: public and private); for AWS one GetMetricData per region and period for
+    // every product together (≤ 500 queries); nothing for products without resources; discovery
+    // and metadata are cached.
     let mut expected = std::collections::BTreeMap::<Cloud, u64>::new();
     for j in &snap.jobs {
         if j.resources.is_empty() {
@@ -227,19 +230,25 @@ async fn warm_scrape_costs_exactly_the_minimum_calls() {
             .filter_map(|r| spec.target(r))
             .map(|t| t.namespace)
             .collect();
-        let calls = if j.cloud == Cloud::Aws {
-            let periods: BTreeSet<u64> =
-                h.rt.mappings
-                    .families_for(j.product, j.cloud)
-                    .iter()
-                    .flat_map(|f| f.sources[&j.cloud].iter().map(|s| s.period.unwrap_or(60)))
-                    .collect();
-            periods.len()
-        } else {
-            sources * namespaces.len()
-        };
-        *expected.entry(j.cloud).or_default() += calls as u64;
+        if j.cloud == Cloud::Aws {
+            // Counted per region below: one call per period and window for all products.
+            continue;
+        }
+        *expected.entry(j.cloud).or_default() += (sources * namespaces.len()) as u64;
     }
+    let mut aws_periods: BTreeSet<(String, u64)> = BTreeSet::new();
+    for j in snap
+        .jobs
+        .iter()
+        .filter(|j| j.cloud == Cloud::Aws && !j.resources.is_empty())
+    {
+        for f in h.rt.mappings.families_for(j.product, j.cloud) {
+            for s in &f.sources[&j.cloud] {
+                aws_periods.insert((j.region.clone(), s.period.unwrap_or(60)));
+            }
+        }
+    }
+    expected.insert(Cloud::Aws, aws_periods.len() as u64);
     let calls = h.sim.state.calls();
     assert_eq!(
         h.sim.state.total_calls(),
@@ -572,39 +581,52 @@ async fn all_regions_come_from_describe_regions() {
 
 #[tokio::test]
 async fn static_shards_split_the_jobs_exactly_once() {
-    let mut owned: Vec<(String, String, Product)> = Vec::new();
-    let mut total_calls = 0;
-    for index in 0..3 {
-        let h = harness_with(Estate::builtin(), |c| {
-            c.cluster.workers = 3;
-            c.cluster.index = index;
-        })
-        .await;
-        let snap = collect(&h).await;
-        assert!(snap.jobs.iter().all(|j| j.success));
-        owned.extend(
-            snap.jobs
-                .iter()
-                .map(|j| (j.account_id.clone(), j.region.clone(), j.product)),
+    for shard_by in [ShardBy::Product, ShardBy::Region] {
+        let mut owned: Vec<(String, String, Product)> = Vec::new();
+        let mut total_calls = 0;
+        for index in 0..3 {
+            let h = harness_with(Estate::builtin(), |c| {
+                c.cluster.workers = 3;
+                c.cluster.index = index;
+                c.cluster.shard_by = shard_by;
+            })
+            .await;
+            let snap = collect(&h).await;
+            assert!(snap.jobs.iter().all(|j| j.success));
+            owned.extend(
+                snap.jobs
+                    .iter()
+                    .map(|j| (j.account_id.clone(), j.region.clone(), j.product)),
+            );
+            total_calls += monitor_calls(&h.sim, shard_by);
+        }
+        owned.sort();
+        let before = owned.len();
+        owned.dedup();
+        assert_eq!(before, owned.len(), "a job owned twice");
+        assert_eq!(owned.len(), 36, "every job owned once");
+        // Together the shards make the monitor calls of one unsharded replica. (AWS batches a
+        // region's products into one GetMetricData: product-level shards split that batch, so
+        // it counts only when whole regions are sharded.)
+        let whole = harness().await;
+        collect(&whole).await;
+        assert_eq!(
+            total_calls,
+            monitor_calls(&whole.sim, shard_by),
+            "{shard_by:?}"
         );
-        total_calls += h.sim.state.calls_to("cms.DescribeMetricLast")
-            + h.sim.state.calls_to("monitor.GetMonitorData")
-            + h.sim.state.calls_to("monitoring.GetMetricData");
     }
-    owned.sort();
-    let before = owned.len();
-    owned.dedup();
-    assert_eq!(before, owned.len(), "a job owned twice");
-    assert_eq!(owned.len(), 36, "every job owned once");
-    // Together the shards make the monitor calls of one unsharded replica.
-    let whole = harness().await;
-    collect(&whole).await;
-    assert_eq!(
-        total_calls,
-        whole.sim.state.calls_to("cms.DescribeMetricLast")
-            + whole.sim.state.calls_to("monitor.GetMonitorData")
-            + whole.sim.state.calls_to("monitoring.GetMetricData")
-    );
+}
+
+fn monitor_calls(sim: &Simulator, shard_by: ShardBy) -> u64 {
+    let aws = if shard_by == ShardBy::Region {
+        sim.state.calls_to("monitoring.GetMetricData")
+    } else {
+        0
+    };
+    sim.state.calls_to("cms.DescribeMetricLast")
+        + sim.state.calls_to("monitor.GetMonitorData")
+        + aws
 }
 
 #[tokio::test]

@@ -298,3 +298,100 @@ async fn assume_role_keys_are_used_and_cached() {
         Some(v)
     );
 }
+
+#[tokio::test]
+async fn a_region_costs_one_get_metric_data_per_period_for_all_products() {
+    let h = harness_with(estate(), |_| {}).await;
+    collect(&h).await;
+    h.sim.state.reset_calls();
+    let snap = collect(&h).await;
+    assert!(snap.jobs.iter().all(|j| j.success));
+    // us-east-1: alb, nlb, gwlb, clb and the S3 request metrics share the 60 s call; S3
+    // storage is daily: 2 calls. eu-west-1 has one bucket: the same 2. Discovery is cached.
+    assert_eq!(h.sim.state.calls_to("monitoring.GetMetricData"), 4);
+    assert_eq!(h.sim.state.total_calls(), 4);
+    // Every product still reports its own values and success.
+    let t = text(&h, &snap);
+    let sum = raw_value("fw-gwlb", "ProcessedBytes", "", T60, 60, false) * 60.0;
+    assert_eq!(
+        value(
+            &t,
+            "gwlb_processed_bytes_per_second",
+            &[("cloud_provider", "aws")]
+        ),
+        Some(sum / 60.0)
+    );
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_scrape_success",
+            &[
+                ("cloud_provider", "aws"),
+                ("product", "gwlb"),
+                ("region", "us-east-1")
+            ]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_refused_region_call_fails_every_product_in_it() {
+    let h = harness_with(estate(), |c| {
+        c.accounts[0].regions = vec!["us-east-1".into()];
+    })
+    .await;
+    h.sim.state.inject(Fault {
+        api: Some("monitoring.GetMetricData".into()),
+        kind: FaultKind::AuthFailure,
+        times: 10,
+    });
+    let snap = collect(&h).await;
+    assert_eq!(snap.jobs.len(), 5);
+    for j in &snap.jobs {
+        assert!(!j.success, "{}", j.product);
+        assert_eq!(
+            j.error.as_ref().and_then(|e| e.code.as_deref()),
+            Some("SignatureDoesNotMatch"),
+            "{}",
+            j.product
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_metric_data_pages_are_followed_through_next_token() {
+    // Pages of at most 200 datapoints; each query has 3 points in the window (66 a page).
+    let settings = SimSettings {
+        aws_page_datapoints: 200,
+        ..SimSettings::default()
+    };
+    let h = harness_full(
+        many_albs(20),
+        settings,
+        MappingSet::embedded().unwrap(),
+        |c| c.accounts[0].products = vec![Product::Alb],
+    )
+    .await;
+    let snap = collect(&h).await;
+    assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
+    let t = text(&h, &snap);
+    assert_eq!(series(&t, "alb_requests_per_second"), 20);
+    let v = raw_value("alb-gen-00019", "RequestCount", "", T60, 60, false);
+    let dim = elbv2_dimension_of("alb", "alb-gen-00019");
+    let arn = format!("arn:aws:elasticloadbalancing:us-east-1:210987654321:loadbalancer/{dim}");
+    assert_eq!(
+        value(
+            &t,
+            "alb_requests_per_second",
+            &[("resource_id", arn.as_str())]
+        ),
+        Some(v)
+    );
+    let queries = alb_sources(&h) * 20;
+    assert!(queries <= 500);
+    assert_eq!(
+        h.sim.state.calls_to("monitoring.GetMetricData"),
+        queries.div_ceil(66) as u64
+    );
+}

@@ -13,7 +13,9 @@ use tracing::debug;
 
 use super::AwsProvider;
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::{CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, Point, Resource};
+use crate::cloud::{
+    CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, FetchPart, Point, Resource,
+};
 use crate::mapping::ProductCloudSpec;
 
 /// The JSON 1.0 target of GetMetricData.
@@ -28,6 +30,7 @@ const MAX_PAGES: usize = 100;
 
 /// One (metric, resource) query of a call.
 struct Query {
+    part: usize,
     item: usize,
     resource_id: String,
     body: Value,
@@ -35,10 +38,16 @@ struct Query {
 
 /// Queries sharing a period and a window (one call's worth, up to 500).
 type Group = ((u64, i64, i64), Vec<Query>);
-/// What one call returned: datapoints per query Id, the queries the cloud refused
-/// (`StatusCode` Forbidden or InternalError), and calls made; or the error and calls made.
-type CallResult =
-    Result<(HashMap<String, Vec<(i64, f64)>>, Vec<CloudError>, u64), (CloudError, u64)>;
+/// What one call returned: datapoints per query Id, the queries the cloud refused (Id and
+/// error: `StatusCode` Forbidden or InternalError), and calls made; or the error and calls made.
+type CallResult = Result<
+    (
+        HashMap<String, Vec<(i64, f64)>>,
+        Vec<(String, CloudError)>,
+        u64,
+    ),
+    (CloudError, u64),
+>;
 
 /// Fetch every item of a job for every resource.
 pub async fn fetch(
@@ -49,42 +58,66 @@ pub async fn fetch(
     items: &[FetchItem],
     resources: &[Resource],
 ) -> FetchOutcome {
-    let mut out = FetchOutcome::default();
+    let part = FetchPart {
+        spec,
+        items,
+        resources,
+    };
+    fetch_parts(p, ctx, region, &[part])
+        .await
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Fetch several jobs of one region together: their queries share calls of up to 500 whatever
+/// the product (namespace), so a region costs ⌈queries/500⌉ calls per period and window. An
+/// outcome per part; a failed call fails every part that had a query in it, and its calls count
+/// for the first of them.
+pub async fn fetch_parts(
+    p: &AwsProvider,
+    ctx: &CallContext,
+    region: &str,
+    parts: &[FetchPart<'_>],
+) -> Vec<FetchOutcome> {
+    let mut out: Vec<FetchOutcome> = parts.iter().map(|_| FetchOutcome::default()).collect();
     let now_ms = p.shared().clock.now_ms();
     let mut groups: BTreeMap<(u64, i64, i64), Vec<Query>> = BTreeMap::new();
-    for (i, item) in items.iter().enumerate() {
-        let src = &item.source;
-        let period = choose_period(
-            PERIODS,
-            ctx.scrape_interval_s,
-            src.period,
-            ctx.period_fallback_s,
-        );
-        let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
-        for r in resources {
-            let Some(target) = spec.target(r) else {
-                debug!(resource = %r.id, "no CloudWatch dimensions discovered; not queried");
-                continue;
-            };
-            let dims: Vec<Value> = target
-                .dimensions
-                .iter()
-                .map(|(k, v)| (k, v))
-                .chain(&src.query_dimensions)
-                .map(|(k, v)| json!({"Name": k, "Value": v}))
-                .collect();
-            groups.entry((period, start, end)).or_default().push(Query {
-                item: i,
-                resource_id: r.id.clone(),
-                body: json!({
-                    "MetricStat": {
-                        "Metric": {"Namespace": target.namespace, "MetricName": src.metric, "Dimensions": dims},
-                        "Period": period,
-                        "Stat": src.statistic,
-                    },
-                    "ReturnData": true,
-                }),
-            });
+    for (part_idx, part) in parts.iter().enumerate() {
+        for (i, item) in part.items.iter().enumerate() {
+            let src = &item.source;
+            let period = choose_period(
+                PERIODS,
+                ctx.scrape_interval_s,
+                src.period,
+                ctx.period_fallback_s,
+            );
+            let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
+            for r in part.resources {
+                let Some(target) = part.spec.target(r) else {
+                    debug!(resource = %r.id, "no CloudWatch dimensions discovered; not queried");
+                    continue;
+                };
+                let dims: Vec<Value> = target
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k, v))
+                    .chain(&src.query_dimensions)
+                    .map(|(k, v)| json!({"Name": k, "Value": v}))
+                    .collect();
+                groups.entry((period, start, end)).or_default().push(Query {
+                    part: part_idx,
+                    item: i,
+                    resource_id: r.id.clone(),
+                    body: json!({
+                        "MetricStat": {
+                            "Metric": {"Namespace": target.namespace, "MetricName": src.metric, "Dimensions": dims},
+                            "Period": period,
+                            "Stat": src.statistic,
+                        },
+                        "ReturnData": true,
+                    }),
+                });
+            }
         }
     }
     let calls: Vec<Group> = groups
@@ -107,15 +140,26 @@ pub async fn fetch(
         .collect()
         .await;
     for (((period, _, _), queries), r) in results {
+        let first_part = queries.first().map(|q| q.part).unwrap_or(0);
         let series = match r {
             Ok((series, refused, calls)) => {
-                out.calls += calls;
-                out.errors.extend(refused);
+                out[first_part].calls += calls;
+                for (id, e) in refused {
+                    let n: Option<usize> = id.strip_prefix('m').and_then(|n| n.parse().ok());
+                    let part = n
+                        .and_then(|n| queries.get(n))
+                        .map_or(first_part, |q| q.part);
+                    out[part].errors.push(e);
+                }
                 series
             }
             Err((e, calls)) => {
-                out.calls += calls;
-                out.errors.push(e);
+                out[first_part].calls += calls;
+                let involved: std::collections::BTreeSet<usize> =
+                    queries.iter().map(|q| q.part).collect();
+                for part in involved {
+                    out[part].errors.push(e.clone());
+                }
                 continue;
             }
         };
@@ -132,7 +176,7 @@ pub async fn fetch(
             else {
                 continue;
             };
-            out.points.push(Point {
+            out[q.part].points.push(Point {
                 item: q.item,
                 resource_id: q.resource_id.clone(),
                 value: *value,
@@ -142,8 +186,10 @@ pub async fn fetch(
             });
         }
     }
-    out.points
-        .sort_by(|a, b| (a.item, &a.resource_id).cmp(&(b.item, &b.resource_id)));
+    for o in &mut out {
+        o.points
+            .sort_by(|a, b| (a.item, &a.resource_id).cmp(&(b.item, &b.resource_id)));
+    }
     out
 }
 
@@ -169,7 +215,7 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
         "MetricDataQueries": queries,
     });
     let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
-    let mut refused: Vec<CloudError> = Vec::new();
+    let mut refused: Vec<(String, CloudError)> = Vec::new();
     let mut calls = 0u64;
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -200,7 +246,7 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
             // Complete and PartialData carry datapoints (PartialData continues on the next
             // page); Forbidden and InternalError fail the query, not the call.
             if let Some(problem) = refused_query(r, region) {
-                refused.push(problem);
+                refused.push((id.to_string(), problem));
             }
             let ts = r.get("Timestamps").and_then(Value::as_array);
             let vals = r.get("Values").and_then(Value::as_array);

@@ -382,8 +382,19 @@ pub fn get_metric_data(
         ));
     };
     let now = state.clock.now_s();
+    // Pages hold whole queries up to the datapoint limit; NextToken names the next query.
+    let first = match v.get("NextToken").and_then(Value::as_str) {
+        None => 0,
+        Some(t) => t
+            .strip_prefix("q-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| *n < queries.len())
+            .ok_or_else(|| fail(400, "InvalidNextToken", "The NextToken is not valid."))?,
+    };
     let mut results = Vec::new();
-    for q in queries {
+    let mut datapoints = 0usize;
+    let mut next = None;
+    for (n, q) in queries.iter().enumerate().skip(first) {
         let id = q.get("Id").and_then(Value::as_str).unwrap_or("");
         if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
             return Err(fail(
@@ -444,13 +455,20 @@ pub fn get_metric_data(
                 t -= p;
             }
         }
+        if datapoints > 0 && datapoints + timestamps.len() > state.settings.aws_page_datapoints {
+            next = Some(format!("q-{n}"));
+            break;
+        }
+        datapoints += timestamps.len();
         results.push(json!({"Id": id, "Label": metric, "Timestamps": timestamps, "Values": vals, "StatusCode": "Complete"}));
+    }
+    let mut answer = json!({"MetricDataResults": results, "Messages": []});
+    if let Some(t) = next {
+        answer["NextToken"] = json!(t);
     }
     Ok(SimResponse {
         status: 200,
         content_type: "application/x-amz-json-1.0",
-        body: json!({"MetricDataResults": results, "Messages": []})
-            .to_string()
-            .into_bytes(),
+        body: answer.to_string().into_bytes(),
     })
 }
