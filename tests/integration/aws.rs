@@ -395,3 +395,21 @@ async fn get_metric_data_pages_are_followed_through_next_token() {
         queries.div_ceil(66) as u64
     );
 }
+
+#[tokio::test]
+async fn aws_all_regions_come_from_ec2_describe_regions() {
+    let h = harness_with(estate(), |c| {
+        c.accounts[0].regions = vec!["*".into()];
+        c.accounts[0].products = vec![Product::S3];
+    })
+    .await;
+    let snap = collect(&h).await;
+    let regions: Vec<&str> = snap.jobs.iter().map(|j| j.region.as_str()).collect();
+    assert_eq!(regions, vec!["eu-west-1", "us-east-1"]);
+    assert!(snap.jobs.iter().all(|j| j.success));
+    assert_eq!(h.sim.state.calls_to("ec2.DescribeRegions"), 1);
+    // The bucket list is global: one ListBuckets for both regions.
+    assert_eq!(h.sim.state.calls_to("s3.ListBuckets"), 1);
+    collect(&h).await;
+    assert_eq!(h.sim.state.calls_to("ec2.DescribeRegions"), 1);
+}
