@@ -68,6 +68,20 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
         .join("&")
 }
 
+/// The canonical query string of the V3/TC3/SigV4 family: pairs RFC 3986-encoded, sorted by
+/// name then value, `k=v` joined by `&`.
+pub fn canonical_query(params: &[(String, String)]) -> String {
+    let mut enc: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
+        .collect();
+    enc.sort();
+    enc.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A broken-down UTC time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UtcTime {

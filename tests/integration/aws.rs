@@ -10,51 +10,11 @@ const ACCOUNT: &str = "123456789012";
 /// Newest complete day at NOW.
 const TDAY: i64 = 1_735_603_200;
 
-const ESTATE: &str = r#"regions = []
-aws_regions = ["us-east-1", "eu-west-1"]
-[[accounts]]
-cloud = "aws"
-account_id = "123456789012"
-access_key_id = "AKIASIMDEMO000000001"
-access_key_secret = "DemoAwsSecretKey0001abcdefghijklmnopqrst"
-
-[[accounts.resources]]
-product = "alb"
-id = "shop-alb"
-region = "us-east-1"
-tags = { CodeName = "shop", env = "prod" }
-
-[[accounts.resources]]
-product = "nlb"
-id = "mqtt-nlb"
-region = "us-east-1"
-tags = { "kubernetes.io/service-name" = "iot/mqtt" }
-
-[[accounts.resources]]
-product = "gwlb"
-id = "fw-gwlb"
-region = "us-east-1"
-
-[[accounts.resources]]
-product = "clb"
-id = "legacy-web"
-region = "us-east-1"
-tags = { Name = "legacy" }
-
-[[accounts.resources]]
-product = "s3"
-id = "demo-aws-assets"
-region = "us-east-1"
-tags = { CodeName = "assets" }
-
-[[accounts.resources]]
-product = "s3"
-id = "demo-aws-logs"
-region = "eu-west-1"
-"#;
-
+/// The built-in estate's AWS account alone.
 fn estate() -> Estate {
-    Estate::from_toml(ESTATE).unwrap()
+    let mut e = Estate::builtin();
+    e.accounts.retain(|a| a.cloud == Cloud::Aws);
+    e
 }
 
 #[tokio::test]

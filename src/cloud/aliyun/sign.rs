@@ -5,21 +5,8 @@
 
 use crate::cloud::crypto::hmac_sha256;
 pub use crate::cloud::crypto::{sha256_hex, EMPTY_SHA256};
+pub use crate::util::canonical_query;
 use crate::util::{percent_encode, percent_encode_path, UtcTime};
-
-/// The canonical query string shared by V3: pairs sorted by name (then value), both
-/// RFC 3986-encoded, `k=v` joined by `&`.
-pub fn canonical_query(params: &[(String, String)]) -> String {
-    let mut enc: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
-        .collect();
-    enc.sort();
-    enc.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
-}
 
 /// Inputs of a V3 signature.
 pub struct V3Request<'a> {

@@ -5,6 +5,7 @@
 //! C.1, W1–W8), and reused by the simulator to verify requests.
 
 use crate::cloud::crypto::{hmac_sha256, sha256_hex};
+pub use crate::util::canonical_query;
 use crate::util::{percent_encode, UtcTime};
 
 /// Inputs of a SigV4 signature.
@@ -31,19 +32,6 @@ pub struct SigV4Request<'a> {
 /// `x-amz-date` of a time: `yyyyMMddTHHmmssZ`.
 pub fn amz_date(time: i64) -> String {
     UtcTime::from_unix(time).basic()
-}
-
-/// The canonical query string: pairs RFC 3986-encoded, sorted by name then value.
-pub fn canonical_query(query: &[(String, String)]) -> String {
-    let mut enc: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
-        .collect();
-    enc.sort();
-    enc.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 fn canonical_path(path: &str) -> String {
