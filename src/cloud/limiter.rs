@@ -20,6 +20,12 @@ pub fn documented_quota(cloud: Cloud, api: &str) -> f64 {
         (Cloud::Aliyun, "DescribeMetricLast" | "DescribeMetricList") => 50.0,
         // DescribeMetricData doc: 10 calls/s.
         (Cloud::Aliyun, "DescribeMetricData") => 10.0,
+        // Tencent GetMonitorData: 50 req/s (current API doc).
+        (Cloud::Tencent, "GetMonitorData") => 50.0,
+        // CloudWatch quotas page: GetMetricData 50 TPS.
+        (Cloud::Aws, "GetMetricData") => 50.0,
+        // ELB "Request throttling": Describe* bucket refills at 10/s.
+        (Cloud::Aws, "DescribeLoadBalancers" | "DescribeTags") => 10.0,
         // Not published for discovery and metadata APIs: stay modest.
         _ => 20.0,
     }

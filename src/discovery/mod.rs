@@ -149,6 +149,22 @@ where
         self.get_or_fetch_cached(key, fetch).await.map(|c| c.value)
     }
 
+    /// Like [`TtlCache::get_or_fetch`], but a failed refresh is an error even when a stale value
+    /// exists: for a cache that feeds another cache (an account-wide bucket list feeding the
+    /// per-region discovery), which then keeps its own stale value *with* the error instead of
+    /// storing the stale list as fresh.
+    pub async fn get_or_fetch_fresh<F, Fut>(&self, key: K, fetch: F) -> Result<V, CloudError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, CloudError>>,
+    {
+        let c = self.get_or_fetch_cached(key, fetch).await?;
+        match c.refresh_error {
+            Some(e) => Err(e),
+            None => Ok(c.value),
+        }
+    }
+
     /// Drop entries whose key fails `keep`.
     pub fn retain(&self, keep: impl Fn(&K) -> bool) {
         self.entries.retain(|k, _| keep(k));

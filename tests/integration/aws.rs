@@ -373,3 +373,25 @@ async fn aws_all_regions_come_from_ec2_describe_regions() {
     collect(&h).await;
     assert_eq!(h.sim.state.calls_to("ec2.DescribeRegions"), 1);
 }
+
+#[tokio::test]
+async fn a_denied_role_costs_one_assume_role_not_one_per_call() {
+    // The role belongs to an account the simulator does not know: STS answers AccessDenied.
+    let h = harness_with(estate(), |c| {
+        c.accounts[0].role_arn = Some("arn:aws:iam::999999999999:role/nope".into());
+    })
+    .await;
+    let snap = collect(&h).await;
+    assert!(!snap.jobs.is_empty());
+    for j in &snap.jobs {
+        assert!(!j.success);
+        assert_eq!(
+            j.error.as_ref().and_then(|e| e.code.as_deref()),
+            Some("AccessDenied"),
+            "{}",
+            j.product
+        );
+    }
+    assert_eq!(h.sim.state.calls_to("sts.AssumeRole"), 1);
+    assert_eq!(h.sim.state.total_calls(), 1);
+}

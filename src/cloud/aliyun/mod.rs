@@ -178,7 +178,7 @@ impl AliyunProvider {
         deadline: Instant,
     ) -> Result<Arc<Vec<(String, String)>>, CloudError> {
         self.buckets
-            .get_or_fetch((), || async {
+            .get_or_fetch_fresh((), || async {
                 discovery::list_buckets(self, region, deadline)
                     .await
                     .map(Arc::new)

@@ -1,8 +1,9 @@
 //! CloudWatch `GetMetricData` over JSON 1.0 (what boto3 sends): unlike the other clouds, one
 //! call carries up to 500 queries across metrics *and* resources, so a job's every (metric,
 //! resource) pair with the same period and window goes into as few calls as 500 allows, each
-//! followed through `NextToken`. Periods come from a static table (CloudWatch accepts any
-//! multiple of 60); the statistic is the mapping's.
+//! followed through `NextToken`. The period is the scrape interval in whole minutes
+//! (CloudWatch accepts any multiple of 60) unless the mapping pins one; the statistic is the
+//! mapping's.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,7 +13,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::AwsProvider;
-use crate::cloud::period::{choose_period, window};
+use crate::cloud::period::window;
 use crate::cloud::{
     CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, FetchPart, Point, Resource,
 };
@@ -22,9 +23,12 @@ use crate::mapping::ProductCloudSpec;
 pub const GET_METRIC_DATA_TARGET: &str = "GraniteServiceVersion20100801.GetMetricData";
 /// Most queries in one call (`MetricDataQueries`, cloud-apis C.3).
 pub const MAX_QUERIES: usize = 500;
-/// Periods chosen from: standard resolution takes any multiple of 60; these are the ones that
-/// make sense for a scrape.
-pub const PERIODS: &[u64] = &[60, 300, 900, 3600, 21_600, 86_400];
+/// The period of a metric: a pinned one (daily storage), else the scrape interval rounded to
+/// the nearest multiple of 60 (standard resolution accepts any), within 60 s and a day.
+pub fn period_for(pinned: Option<u64>, interval_s: u64) -> u64 {
+    let p = pinned.unwrap_or_else(|| (interval_s + 30) / 60 * 60);
+    p.clamp(60, 86_400)
+}
 /// Most pages followed for one call.
 const MAX_PAGES: usize = 100;
 
@@ -85,12 +89,7 @@ pub async fn fetch_parts(
     for (part_idx, part) in parts.iter().enumerate() {
         for (i, item) in part.items.iter().enumerate() {
             let src = &item.source;
-            let period = choose_period(
-                PERIODS,
-                ctx.scrape_interval_s,
-                src.period,
-                ctx.period_fallback_s,
-            );
+            let period = period_for(src.period, ctx.scrape_interval_s);
             let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
             for r in part.resources {
                 let Some(target) = part.spec.target(r) else {
@@ -327,6 +326,15 @@ fn timestamp_ms(v: &Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_follow_the_scrape_interval_in_minutes() {
+        assert_eq!(period_for(None, 60), 60);
+        assert_eq!(period_for(None, 120), 120);
+        assert_eq!(period_for(None, 15), 60);
+        assert_eq!(period_for(None, 100), 120);
+        assert_eq!(period_for(Some(86_400), 60), 86_400);
+    }
 
     #[test]
     fn refused_queries_become_errors() {

@@ -25,6 +25,9 @@ pub const SESSION_NAME: &str = "multicloud-exporter";
 pub const SESSION_SECONDS: i64 = 3600;
 /// Assumed credentials are renewed this long before they expire.
 pub const RENEW_BEFORE_S: i64 = 300;
+/// A failed AssumeRole is answered from memory this long, so a wrong key or a denied role
+/// costs one STS call per half minute, not one per API call.
+pub const FAILURE_TTL_S: i64 = 30;
 
 /// Keys to sign with.
 #[derive(Clone, Debug)]
@@ -41,7 +44,7 @@ pub struct Credentials {
 pub struct CredentialSource {
     base: Credentials,
     role: Option<(String, Option<String>)>,
-    assumed: Mutex<Option<(Credentials, i64)>>,
+    assumed: Mutex<Option<(Result<Credentials, CloudError>, i64)>>,
 }
 
 impl CredentialSource {
@@ -69,18 +72,39 @@ impl CredentialSource {
         // One AssumeRole at a time; waiters reuse its answer.
         let mut cached = self.assumed.lock().await;
         let now = p.shared().clock.now_s();
-        if let Some((c, expires)) = cached.as_ref() {
-            if now < expires - RENEW_BEFORE_S {
-                return Ok(c.clone());
+        if let Some((r, valid_until)) = cached.as_ref() {
+            if now < *valid_until {
+                return r.clone();
             }
         }
+        let r = self
+            .assume(p, arn, external_id.as_deref(), now, deadline)
+            .await;
+        let valid_until = match &r {
+            Ok((_, expires)) => expires - RENEW_BEFORE_S,
+            Err(_) => now + FAILURE_TTL_S,
+        };
+        let r = r.map(|(c, _)| c);
+        *cached = Some((r.clone(), valid_until));
+        r
+    }
+
+    /// One AssumeRole: the keys and when they expire (Unix s).
+    async fn assume(
+        &self,
+        p: &AwsProvider,
+        arn: &str,
+        external_id: Option<&str>,
+        now: i64,
+        deadline: Instant,
+    ) -> Result<(Credentials, i64), CloudError> {
         let mut params = vec![
-            ("RoleArn".to_string(), arn.clone()),
+            ("RoleArn".to_string(), arn.to_string()),
             ("RoleSessionName".to_string(), SESSION_NAME.to_string()),
             ("DurationSeconds".to_string(), SESSION_SECONDS.to_string()),
         ];
         if let Some(e) = external_id {
-            params.push(("ExternalId".to_string(), e.clone()));
+            params.push(("ExternalId".to_string(), e.to_string()));
         }
         let root = p
             .query_as(&self.base, ASSUME_ROLE, "us-east-1", &params, deadline)
@@ -113,13 +137,14 @@ impl CredentialSource {
             .and_then(|e| UtcTime::parse_iso8601(&normalise_time(e)))
             .map(|t| t.to_unix())
             .unwrap_or(now + SESSION_SECONDS);
-        let c = Credentials {
-            access_key_id: ak.to_string(),
-            secret: Secret::new(sk),
-            session_token: Some(Secret::new(token)),
-        };
-        *cached = Some((c.clone(), expires));
-        Ok(c)
+        Ok((
+            Credentials {
+                access_key_id: ak.to_string(),
+                secret: Secret::new(sk),
+                session_token: Some(Secret::new(token)),
+            },
+            expires,
+        ))
     }
 }
 

@@ -120,7 +120,13 @@ pub async fn discover(
                 })
                 .collect();
             for b in &mut out {
-                b.tags = bucket_tags(p, region, &b.id, deadline).await?;
+                // A bucket policy may deny GetBucketTagging: that bucket goes untagged.
+                match bucket_tags(p, region, &b.id, deadline).await {
+                    Ok(t) => b.tags = t,
+                    Err(e) => {
+                        tracing::warn!(bucket = %b.id, error = %e, "GetBucketTagging failed; the bucket is kept without tags")
+                    }
+                }
             }
             return Ok(out);
         }
@@ -128,7 +134,7 @@ pub async fn discover(
     };
     let all = p
         .elbv2
-        .get_or_fetch(region.to_string(), || async {
+        .get_or_fetch_fresh(region.to_string(), || async {
             elbv2_load_balancers(p, region, deadline)
                 .await
                 .map(Arc::new)

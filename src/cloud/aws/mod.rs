@@ -101,7 +101,7 @@ impl AwsProvider {
         deadline: Instant,
     ) -> Result<Arc<Vec<(String, String)>>, CloudError> {
         self.buckets
-            .get_or_fetch((), || async {
+            .get_or_fetch_fresh((), || async {
                 discovery::list_buckets(self, deadline).await.map(Arc::new)
             })
             .await
@@ -283,7 +283,11 @@ impl AwsProvider {
         let creds = self.credentials(deadline).await?;
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let (base, path) = match bucket {
-                Some(b) if self.s3_path_style() => (self.base_url("s3", region), format!("/{b}")),
+                // Virtual hosts only for DNS-safe names: a dotted name breaks the wildcard
+                // certificate, so it goes path-style as botocore does.
+                Some(b) if self.s3_path_style() || !dns_safe_bucket(b) => {
+                    (self.base_url("s3", region), format!("/{b}"))
+                }
                 Some(b) => (
                     format!("https://{b}.s3.{region}.amazonaws.com"),
                     "/".to_string(),
@@ -317,6 +321,15 @@ impl AwsProvider {
     }
 }
 
+/// Whether a bucket name can be a virtual host (`<bucket>.s3.<region>.amazonaws.com`).
+pub fn dns_safe_bucket(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// Classify an AWS error code (Query `<Code>`, JSON `__type` after `#`, S3 `<Code>`).
 pub fn classify(code: &str, status: u16) -> ErrorClass {
     match code {
@@ -330,7 +343,9 @@ pub fn classify(code: &str, status: u16) -> ErrorClass {
         "SignatureDoesNotMatch"
         | "InvalidClientTokenId"
         | "IncompleteSignature"
+        | "IncompleteSignatureException"
         | "MissingAuthenticationToken"
+        | "MissingAuthenticationTokenException"
         | "ExpiredToken"
         | "ExpiredTokenException"
         | "InvalidAccessKeyId"
@@ -348,8 +363,21 @@ pub fn classify(code: &str, status: u16) -> ErrorClass {
         }
         _ if status == 429 => ErrorClass::LimitError,
         _ if status >= 500 => ErrorClass::ServerError,
+        _ if status == 401 || status == 403 => ErrorClass::AuthError,
         _ => ErrorClass::BadResponse,
     }
+}
+
+/// An error message fit for logs: its first line (SigV4 mismatches go on to echo the canonical
+/// request, session token included), at most 300 characters.
+fn first_line(message: &str) -> String {
+    message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// The classified error of an XML error body (`<ErrorResponse><Error><Code>…` or S3's
@@ -362,11 +390,7 @@ pub fn xml_error(site: CallSite<'_>, status: u16, body: &[u8]) -> CloudError {
             .map(|n| n.text.clone())
     };
     let code = get("Code");
-    let message: String = get("Message")
-        .unwrap_or_else(|| format!("HTTP {status}"))
-        .chars()
-        .take(300)
-        .collect();
+    let message = first_line(&get("Message").unwrap_or_else(|| format!("HTTP {status}")));
     CloudError {
         http_status: Some(status),
         request_id: get("RequestId"),
@@ -409,13 +433,12 @@ fn parse_json_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Val
         .get("__type")
         .and_then(Value::as_str)
         .map(|t| t.rsplit('#').next().unwrap_or(t).to_string());
-    let message: String = ["message", "Message"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(Value::as_str))
-        .unwrap_or("")
-        .chars()
-        .take(300)
-        .collect();
+    let message = first_line(
+        ["message", "Message"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str))
+            .unwrap_or(""),
+    );
     Err(CloudError {
         http_status: Some(status),
         code: code.clone(),
@@ -456,5 +479,16 @@ mod tests {
         let e = parse_json_answer(SITE, 403, b"<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><Type>Sender</Type></Error></Errors></ErrorResponse>").unwrap_err();
         assert_eq!(e.class, ErrorClass::AuthError);
         assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
+        // The canonical request AWS echoes (with the token) never reaches the error.
+        let e = xml_error(SITE, 403, b"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match.\n\nThe Canonical String for this request should have been\nx-amz-security-token:SECRET-TOKEN</Message></Error></ErrorResponse>");
+        assert!(!e.message.contains("SECRET-TOKEN"), "{}", e.message);
+        assert_eq!(classify("Whatever", 403), ErrorClass::AuthError);
+    }
+
+    #[test]
+    fn dotted_bucket_names_go_path_style() {
+        assert!(dns_safe_bucket("demo-assets"));
+        assert!(!dns_safe_bucket("logs.example.com"));
+        assert!(!dns_safe_bucket("Upper"));
     }
 }

@@ -258,7 +258,7 @@ impl TencentProvider {
         deadline: Instant,
     ) -> Result<Arc<Vec<(String, String)>>, CloudError> {
         self.buckets
-            .get_or_fetch((), || async {
+            .get_or_fetch_fresh((), || async {
                 discovery::list_buckets(self, deadline).await.map(Arc::new)
             })
             .await
