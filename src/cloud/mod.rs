@@ -10,6 +10,7 @@ pub mod aws;
 pub mod buckets;
 pub mod crypto;
 pub mod http;
+pub mod huawei;
 pub mod limiter;
 pub mod period;
 pub mod retry;
