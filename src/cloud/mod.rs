@@ -59,6 +59,8 @@ impl Cloud {
     pub fn products(self) -> &'static [Product] {
         match self {
             Cloud::Tencent => &[Product::Clb, Product::Gwlb, Product::Bwp, Product::S3],
+            // Huawei: ELB (shared and dedicated) and OBS.
+            Cloud::Huawei => &[Product::Clb, Product::S3],
             // AWS has no shared bandwidth package.
             Cloud::Aws => &[
                 Product::Clb,
@@ -73,7 +75,10 @@ impl Cloud {
 
     /// Whether this build can collect from the cloud.
     pub fn is_supported(self) -> bool {
-        matches!(self, Cloud::Aliyun | Cloud::Tencent | Cloud::Aws)
+        matches!(
+            self,
+            Cloud::Aliyun | Cloud::Tencent | Cloud::Aws | Cloud::Huawei
+        )
     }
 }
 
@@ -314,6 +319,7 @@ pub enum Provider {
     Aliyun(aliyun::AliyunProvider),
     Tencent(tencent::TencentProvider),
     Aws(aws::AwsProvider),
+    Huawei(huawei::HuaweiProvider),
 }
 
 /// The per-job context handed to providers.
@@ -345,6 +351,9 @@ impl Provider {
                 discovery_ttl,
             )),
             Cloud::Aws => Provider::Aws(aws::AwsProvider::new(account, shared, discovery_ttl)),
+            Cloud::Huawei => {
+                Provider::Huawei(huawei::HuaweiProvider::new(account, shared, discovery_ttl))
+            }
             // Config validation admits only supported clouds.
             _ => Provider::Aliyun(aliyun::AliyunProvider::new(account, shared, discovery_ttl)),
         }
@@ -356,6 +365,7 @@ impl Provider {
             Provider::Aliyun(p) => aliyun::discovery::regions(p, ctx.deadline).await,
             Provider::Tencent(p) => tencent::discovery::regions(p, ctx.deadline).await,
             Provider::Aws(p) => aws::discovery::regions(p, ctx.deadline).await,
+            Provider::Huawei(p) => huawei::discovery::regions(p, ctx.deadline).await,
         }
     }
 
@@ -374,6 +384,9 @@ impl Provider {
                 tencent::discovery::discover(p, region, product, ctx.deadline).await
             }
             Provider::Aws(p) => aws::discovery::discover(p, region, product, ctx.deadline).await,
+            Provider::Huawei(p) => {
+                huawei::discovery::discover(p, region, product, ctx.deadline).await
+            }
         }
     }
 
@@ -394,6 +407,7 @@ impl Provider {
             Provider::Aws(p) => {
                 aws::cloudwatch::fetch(p, ctx, region, spec, items, resources).await
             }
+            Provider::Huawei(p) => huawei::ces::fetch(p, ctx, region, spec, items, resources).await,
         }
     }
 
@@ -430,8 +444,8 @@ impl Provider {
         match self {
             Provider::Aliyun(p) => p.metadata_cache_len(),
             Provider::Tencent(p) => p.metadata_cache_len(),
-            // Periods come from a static table.
-            Provider::Aws(_) => 0,
+            // Periods come from static tables.
+            Provider::Aws(_) | Provider::Huawei(_) => 0,
         }
     }
 }

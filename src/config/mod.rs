@@ -145,6 +145,8 @@ pub struct AccountConfig {
     pub role_arn: Option<String>,
     /// AWS: the external ID the role's trust policy asks for.
     pub external_id: Option<String>,
+    /// Huawei: project ID per region (else looked up through IAM once).
+    pub project_ids: BTreeMap<String, String>,
 }
 
 impl AccountConfig {
@@ -187,6 +189,8 @@ pub const ALIYUN_SERVICES: &[&str] = &["cms", "slb", "alb", "nlb", "gwlb", "vpc"
 pub const TENCENT_SERVICES: &[&str] = &["monitor", "clb", "gwlb", "vpc", "cvm", "tag", "cos"];
 /// Services an AWS account may name in `[accounts.endpoints]` (the signing names).
 pub const AWS_SERVICES: &[&str] = &["monitoring", "elasticloadbalancing", "s3", "ec2", "sts"];
+/// Services a Huawei account may name in `[accounts.endpoints]`.
+pub const HUAWEI_SERVICES: &[&str] = &["ces", "elb", "iam", "obs"];
 
 /// The services a cloud's account may name in `[accounts.endpoints]`.
 pub fn services_of(cloud: Cloud) -> &'static [&'static str] {
@@ -194,7 +198,7 @@ pub fn services_of(cloud: Cloud) -> &'static [&'static str] {
         Cloud::Aliyun => ALIYUN_SERVICES,
         Cloud::Tencent => TENCENT_SERVICES,
         Cloud::Aws => AWS_SERVICES,
-        Cloud::Huawei => &[],
+        Cloud::Huawei => HUAWEI_SERVICES,
     }
 }
 
@@ -529,6 +533,7 @@ fn read_account(
             "monitor_batch_size",
             "role_arn",
             "external_id",
+            "project_ids",
         ],
     );
     let cloud = match r.string(p, t, "cloud") {
@@ -546,7 +551,7 @@ fn read_account(
             Some(c) => {
                 r.error(
                     &format!("{p}.cloud"),
-                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\", \"tencent\", \"aws\")")
+                    &format!("{c:?} is not supported by this build yet (supported: \"aliyun\", \"tencent\", \"aws\", \"huawei\")")
                         .replace(&format!("{c:?}"), &format!("\"{c}\"")),
                 );
                 None
@@ -703,6 +708,26 @@ fn read_account(
             }
         }
     }
+    let mut project_ids = BTreeMap::new();
+    if let Some(pt) = r.table(p, t, "project_ids") {
+        if cloud.is_some_and(|c| c != Cloud::Huawei) {
+            r.error(
+                &format!("{p}.project_ids"),
+                "applies to huawei accounts only: remove it",
+            );
+        }
+        for (region, v) in pt {
+            match v {
+                toml::Value::String(id) if !id.is_empty() => {
+                    project_ids.insert(region.clone(), id.clone());
+                }
+                _ => r.error(
+                    &format!("{p}.project_ids.{region}"),
+                    "must be the region's project ID (a non-empty string from IAM > Projects)",
+                ),
+            }
+        }
+    }
     let monitor_batch_size = match t.get("monitor_batch_size") {
         None => None,
         Some(toml::Value::Integer(n))
@@ -738,6 +763,7 @@ fn read_account(
         monitor_batch_size,
         role_arn,
         external_id,
+        project_ids,
     })
 }
 
@@ -834,6 +860,7 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
                 monitor_batch_size: None,
                 role_arn: None,
                 external_id: None,
+                project_ids: BTreeMap::new(),
             })
             .collect(),
     }

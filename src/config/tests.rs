@@ -189,7 +189,7 @@ fn missing_pieces_are_named() {
 
 #[test]
 fn unsupported_cloud_and_duplicate_account() {
-    let text = format!("{ACCOUNT}{ACCOUNT}[[accounts]]\ncloud = \"huawei\"\naccount_id = \"9\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = [\"cn-north-4\"]\nproducts = [\"clb\"]\n");
+    let text = format!("{ACCOUNT}{ACCOUNT}[[accounts]]\ncloud = \"gcp\"\naccount_id = \"9\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = [\"us-central1\"]\nproducts = [\"clb\"]\n");
     let e = errors(&text);
     assert!(
         e.iter().any(|x| x.starts_with(

@@ -19,6 +19,8 @@ pub struct Estate {
     pub tencent_regions: Vec<String>,
     /// AWS regions enabled (others answer `InvalidRegion`).
     pub aws_regions: Vec<String>,
+    /// Huawei regions (each account has a project in every one).
+    pub huawei_regions: Vec<String>,
     /// Accounts.
     pub accounts: Vec<SimAccount>,
 }
@@ -114,6 +116,8 @@ struct EstateFile {
     tencent_regions: Vec<String>,
     #[serde(default)]
     aws_regions: Vec<String>,
+    #[serde(default)]
+    huawei_regions: Vec<String>,
     accounts: Vec<AccountFile>,
 }
 
@@ -187,10 +191,10 @@ impl Estate {
                 }
             }
             let cloud = match Cloud::parse(&a.cloud) {
-                Some(c @ (Cloud::Aliyun | Cloud::Tencent | Cloud::Aws)) => c,
+                Some(c) => c,
                 _ => {
                     return Err(format!(
-                        "estate: account {} has cloud {:?}: the simulator serves \"aliyun\", \"tencent\" and \"aws\"",
+                        "estate: account {} has cloud {:?}: the simulator serves \"aliyun\", \"tencent\", \"aws\" and \"huawei\"",
                         a.account_id, a.cloud
                     ))
                 }
@@ -207,6 +211,7 @@ impl Estate {
             regions: f.regions,
             tencent_regions: f.tencent_regions,
             aws_regions: f.aws_regions,
+            huawei_regions: f.huawei_regions,
             accounts,
         })
     }
@@ -269,6 +274,7 @@ pub const BUILTIN: &str = r#"
 regions = ["cn-hangzhou", "cn-beijing", "cn-shanghai"]
 tencent_regions = ["ap-guangzhou", "ap-shanghai", "ap-beijing"]
 aws_regions = ["us-east-1", "eu-west-1"]
+huawei_regions = ["cn-north-4", "ap-southeast-1"]
 
 [[accounts]]
 account_id = "1234567890123456"
@@ -476,6 +482,31 @@ tags = { CodeName = "assets" }
 product = "s3"
 id = "demo-aws-logs"
 region = "eu-west-1"
+
+[[accounts]]
+cloud = "huawei"
+account_id = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+access_key_id = "HWSIMDEMOAK0000000001"
+access_key_secret = "HwDemoSecretKey0001abcdefghijklmnopqrst"
+
+[[accounts.resources]]
+product = "clb"
+id = "3ae5b5c6-1c0f-4c3b-9e2a-5a7c0d5b0a11"
+name = "web-elb"
+region = "cn-north-4"
+tags = { CodeName = "web" }
+
+[[accounts.resources]]
+product = "clb"
+id = "7d8f1b22-aaaa-bbbb-cccc-0123456789ab"
+name = "api-elb"
+region = "ap-southeast-1"
+
+[[accounts.resources]]
+product = "s3"
+id = "demo-obs-assets"
+region = "cn-north-4"
+tags = { CodeName = "assets" }
 "#;
 
 #[cfg(test)]
@@ -485,7 +516,11 @@ mod tests {
     #[test]
     fn builtin_estate_parses_and_covers_every_product() {
         let e = Estate::builtin();
-        assert_eq!(e.accounts.len(), 4);
+        assert_eq!(e.accounts.len(), 5);
+        let hw = &e.accounts[4];
+        for p in Cloud::Huawei.products() {
+            assert!(hw.resources.iter().any(|r| r.product() == Some(*p)), "{p}");
+        }
         let aws = &e.accounts[3];
         for p in Cloud::Aws.products() {
             assert!(aws.resources.iter().any(|r| r.product() == Some(*p)), "{p}");

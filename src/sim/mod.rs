@@ -14,6 +14,7 @@
 pub mod aliyun;
 pub mod aws;
 pub mod estate;
+pub mod huawei;
 pub mod tencent;
 pub mod values;
 
@@ -367,6 +368,7 @@ async fn handle(
             Err(e) => SimResponse::json(400, &serde_json::json!({"error": e})),
         },
         _ if aws::is_aws(&sreq) => aws::handle(&state, &sreq).await,
+        _ if huawei::is_huawei(&sreq) => huawei::handle(&state, &sreq).await,
         _ if tencent::is_tencent(&sreq) => tencent::handle(&state, &sreq).await,
         _ => aliyun::handle(&state, &sreq).await,
     };

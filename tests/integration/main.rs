@@ -5,6 +5,7 @@
 
 mod aliyun;
 mod aws;
+mod huawei;
 mod moto;
 mod tencent;
 

@@ -105,6 +105,7 @@ fn account(moto: &Moto, secret: &str) -> AccountConfig {
         monitor_batch_size: None,
         role_arn: None,
         external_id: None,
+        project_ids: Default::default(),
     }
 }
 

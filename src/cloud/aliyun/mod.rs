@@ -427,6 +427,7 @@ mod tests {
             monitor_batch_size: None,
             role_arn: None,
             external_id: None,
+            project_ids: Default::default(),
         };
         let shared = Shared::new(
             Arc::new(crate::render::SelfMetrics::new()),

@@ -1,1 +1,392 @@
+//! Huawei Cloud: JSON calls signed with `SDK-HMAC-SHA256` (CES, ELB v3, IAM), OBS calls signed
+//! with OBS's own scheme, project IDs per region (configured, or looked up once through IAM),
+//! error classification by HTTP status and `error_code`, and the provider operations built on
+//! them: regions and resources ([`discovery`]) and monitor data ([`ces`]).
+
+pub mod ces;
+pub mod discovery;
 pub mod sign;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::http::{self, CallSite, Shared};
+use super::{Cloud, CloudError, ErrorClass};
+use crate::config::{AccountConfig, Secret};
+use crate::discovery::TtlCache;
+use crate::util::{encode_query, host_of, value_string, UtcTime};
+
+/// The Huawei provider of one account.
+pub struct HuaweiProvider {
+    shared: Shared,
+    account_id: String,
+    ak: String,
+    sk: Secret,
+    token: Option<Secret>,
+    endpoint: Option<String>,
+    endpoints: BTreeMap<String, String>,
+    project_ids: BTreeMap<String, String>,
+    /// Project IDs IAM gave, per region (24 h).
+    looked_up: TtlCache<String, String>,
+    /// The account's buckets with their regions (one OBS listing answers for all regions).
+    buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
+}
+
+impl HuaweiProvider {
+    /// The provider of an account.
+    pub fn new(
+        account: &AccountConfig,
+        shared: &Shared,
+        discovery_ttl: std::time::Duration,
+    ) -> HuaweiProvider {
+        HuaweiProvider {
+            shared: shared.clone(),
+            account_id: account.account_id.clone(),
+            ak: account.access_key_id.clone(),
+            sk: account.access_key_secret.clone(),
+            token: account.security_token.clone(),
+            endpoint: account.endpoint.clone(),
+            endpoints: account.endpoints.clone(),
+            project_ids: account.project_ids.clone(),
+            looked_up: TtlCache::new("huawei_projects", 256, super::aliyun::METADATA_TTL),
+            buckets: TtlCache::new("huawei_buckets", 1, discovery_ttl),
+        }
+    }
+
+    /// Base URL of a service in a region (IAM is global).
+    pub fn base_url(&self, service: &str, region: &str) -> String {
+        if let Some(u) = self.endpoints.get(service).or(self.endpoint.as_ref()) {
+            return u.clone();
+        }
+        match service {
+            "iam" => "https://iam.myhuaweicloud.com".to_string(),
+            other => format!("https://{other}.{region}.myhuaweicloud.com"),
+        }
+    }
+
+    /// Whether OBS bucket calls go path-style to one configured URL.
+    pub fn obs_path_style(&self) -> bool {
+        self.endpoints.contains_key("obs") || self.endpoint.is_some()
+    }
+
+    /// The account ID (domain ID).
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    /// Shared state.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The project ID of a region: configured, or IAM `GET /v3/projects?name=<region>` once.
+    pub async fn project_id(&self, region: &str, deadline: Instant) -> Result<String, CloudError> {
+        if let Some(id) = self.project_ids.get(region) {
+            return Ok(id.clone());
+        }
+        self.looked_up
+            .get_or_fetch(region.to_string(), || async {
+                let v = self
+                    .call(
+                        "KeystoneListProjects",
+                        "iam",
+                        region,
+                        reqwest::Method::GET,
+                        "/v3/projects",
+                        &[("name".to_string(), region.to_string())],
+                        None,
+                        deadline,
+                    )
+                    .await?;
+                v.get("projects")
+                    .and_then(Value::as_array)
+                    .and_then(|a| a.iter().find(|p| p.get("name").map(value_string).as_deref() == Some(region)))
+                    .and_then(|p| p.get("id"))
+                    .map(value_string)
+                    .filter(|id| !id.is_empty())
+                    .ok_or_else(|| CloudError {
+                        http_status: Some(200),
+                        ..CallSite { cloud: Cloud::Huawei, api: "KeystoneListProjects", region }.error(
+                            ErrorClass::RegionSkip,
+                            format!("IAM lists no project named {region}: set accounts[].project_ids.{region}"),
+                        )
+                    })
+            })
+            .await
+    }
+
+    /// The account's buckets as (name, region), listed once per discovery TTL.
+    pub async fn buckets(
+        &self,
+        region: &str,
+        deadline: Instant,
+    ) -> Result<Arc<Vec<(String, String)>>, CloudError> {
+        self.buckets
+            .get_or_fetch_fresh((), || async {
+                discovery::list_buckets(self, region, deadline)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+    }
+
+    /// A signed JSON call; the answer's object on success.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn call(
+        &self,
+        api: &'static str,
+        service: &str,
+        region: &str,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<&Value>,
+        deadline: Instant,
+    ) -> Result<Value, CloudError> {
+        let site = CallSite {
+            cloud: Cloud::Huawei,
+            api,
+            region,
+        };
+        let payload = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        http::call(&self.shared, site, &self.account_id, deadline, || async {
+            let base = self.base_url(service, region);
+            let date = UtcTime::from_unix(self.shared.clock.now_s()).basic();
+            let mut headers = vec![
+                ("host".to_string(), host_of(&base)),
+                ("x-sdk-date".to_string(), date.clone()),
+            ];
+            if body.is_some() {
+                headers.push((
+                    "content-type".to_string(),
+                    "application/json;charset=UTF-8".to_string(),
+                ));
+            }
+            if let Some(t) = &self.token {
+                headers.push(("x-security-token".to_string(), t.expose().to_string()));
+            }
+            let auth = sign::authorization(
+                &sign::SdkRequest {
+                    method: method.as_str(),
+                    path,
+                    query,
+                    headers: &headers,
+                    body: &payload,
+                },
+                &date,
+                &self.ak,
+                self.sk.expose(),
+            );
+            let mut url = format!("{base}{path}");
+            if !query.is_empty() {
+                url.push('?');
+                url.push_str(&encode_query(query));
+            }
+            let mut req = self
+                .shared
+                .client
+                .request(method.clone(), url)
+                .header("authorization", auth)
+                .body(payload.clone());
+            for (k, v) in headers.iter().filter(|(k, _)| k != "host") {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            let raw = http::send(&self.shared, site, deadline, req).await?;
+            parse_answer(site, raw.status, &raw.body)
+        })
+        .await
+    }
+
+    /// A signed OBS GET (`bucket` None = the service); the body on 2xx, `None` on 404.
+    pub async fn obs_get(
+        &self,
+        api: &'static str,
+        region: &str,
+        bucket: Option<&str>,
+        subresource: Option<&str>,
+        extra_headers: &[(String, String)],
+        deadline: Instant,
+    ) -> Result<Option<bytes::Bytes>, CloudError> {
+        let site = CallSite {
+            cloud: Cloud::Huawei,
+            api,
+            region,
+        };
+        http::call(&self.shared, site, &self.account_id, deadline, || async {
+            let date = httpdate(self.shared.clock.now_s());
+            let resource = match (bucket, subresource) {
+                (Some(b), Some(s)) => format!("/{b}/?{s}"),
+                (Some(b), None) => format!("/{b}/"),
+                (None, _) => "/".to_string(),
+            };
+            let auth = sign::obs_authorization(
+                &sign::ObsRequest {
+                    method: "GET",
+                    content_md5: "",
+                    content_type: "",
+                    date: &date,
+                    obs_headers: extra_headers,
+                    resource: &resource,
+                },
+                &self.ak,
+                self.sk.expose(),
+            );
+            let query = subresource.map(|s| format!("?{s}")).unwrap_or_default();
+            let url = match bucket {
+                Some(b) if self.obs_path_style() => {
+                    format!("{}/{b}{query}", self.base_url("obs", region))
+                }
+                Some(b) => format!("https://{b}.obs.{region}.myhuaweicloud.com/{query}"),
+                None => format!("{}/", self.base_url("obs", region)),
+            };
+            let mut req = self
+                .shared
+                .client
+                .get(url)
+                .header("authorization", auth)
+                .header("date", date);
+            for (k, v) in extra_headers {
+                req = req.header(k.as_str(), v.as_str());
+            }
+            if let Some(t) = &self.token {
+                req = req.header("x-obs-security-token", t.expose());
+            }
+            let raw = http::send(&self.shared, site, deadline, req).await?;
+            if raw.status == 404 {
+                return Ok(None);
+            }
+            if (200..300).contains(&raw.status) {
+                return Ok(Some(raw.body));
+            }
+            let (code, message, request_id) = super::buckets::parse_xml_error(&raw.body);
+            Err(CloudError {
+                http_status: Some(raw.status),
+                code: code.clone(),
+                request_id,
+                ..site.error(classify(code.as_deref().unwrap_or(""), raw.status), message)
+            })
+        })
+        .await
+    }
+}
+
+/// An RFC 1123 date (`Wed, 01 Jan 2025 00:10:30 GMT`), as OBS signs it.
+pub fn httpdate(unix_s: i64) -> String {
+    let t = UtcTime::from_unix(unix_s);
+    let days = unix_s.div_euclid(86_400);
+    // 1970-01-01 was a Thursday.
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(t.month as usize).clamp(1, 12) - 1];
+    let iso = t.iso8601();
+    format!(
+        "{weekday}, {} {month} {} {} GMT",
+        &iso[8..10],
+        t.year,
+        &iso[11..19]
+    )
+}
+
+/// Classify by the API's code and the HTTP status (`cloud-apis.md` D.2).
+pub fn classify(code: &str, status: u16) -> ErrorClass {
+    if status == 429 || code == "ces.0429" || code.ends_with(".0429") || code == "SlowDown" {
+        ErrorClass::LimitError
+    } else if status == 401
+        || status == 403
+        || code.starts_with("APIGW.03")
+        || code == "SignatureDoesNotMatch"
+        || code == "InvalidAccessKeyId"
+        || code == "AccessDenied"
+    {
+        ErrorClass::AuthError
+    } else if status >= 500 {
+        ErrorClass::ServerError
+    } else {
+        ErrorClass::BadResponse
+    }
+}
+
+/// Turn an answer into its JSON object or a classified error: `{"error_code", "error_msg"}`
+/// (API Gateway, ELB, IAM) or CES's `{"http_code", "message": {"code", "details"}}`.
+pub fn parse_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Value, CloudError> {
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
+    if (200..300).contains(&status) {
+        return match parsed {
+            Ok(v) if v.is_object() => Ok(v),
+            Ok(_) => Err(site.error(ErrorClass::BadResponse, "answer is not a JSON object")),
+            Err(e) => Err(CloudError {
+                http_status: Some(status),
+                ..site.error(
+                    ErrorClass::BadResponse,
+                    format!("answer is not valid JSON: {e}"),
+                )
+            }),
+        };
+    }
+    let v = parsed.unwrap_or(Value::Null);
+    let code = v
+        .get("error_code")
+        .or_else(|| v.pointer("/message/code"))
+        .or_else(|| v.pointer("/error/code"))
+        .map(value_string)
+        .filter(|c| !c.is_empty());
+    let message: String = v
+        .get("error_msg")
+        .or_else(|| v.pointer("/message/details"))
+        .or_else(|| v.pointer("/error/message"))
+        .map(value_string)
+        .unwrap_or_else(|| format!("HTTP {status}"))
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect();
+    Err(CloudError {
+        http_status: Some(status),
+        code: code.clone(),
+        request_id: v.get("request_id").map(value_string),
+        ..site.error(classify(code.as_deref().unwrap_or(""), status), message)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE: CallSite<'static> = CallSite {
+        cloud: Cloud::Huawei,
+        api: "BatchListMetricData",
+        region: "cn-north-4",
+    };
+
+    #[test]
+    fn errors_are_classified_by_status_and_code() {
+        let e = parse_answer(SITE, 429, br#"{"http_code":429,"message":{"details":"Too Many Requests.","code":"ces.0429"},"encoded_authorization_message":null}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::LimitError);
+        assert_eq!(e.code.as_deref(), Some("ces.0429"));
+        let e = parse_answer(SITE, 401, br#"{"error_msg":"Incorrect IAM authentication information: verify aksk signature fail","error_code":"APIGW.0301","request_id":"r1"}"#).unwrap_err();
+        assert_eq!(e.class, ErrorClass::AuthError);
+        assert_eq!(e.request_id.as_deref(), Some("r1"));
+        assert_eq!(
+            parse_answer(SITE, 503, b"<html/>").unwrap_err().class,
+            ErrorClass::ServerError
+        );
+        assert_eq!(
+            parse_answer(SITE, 400, br#"{"error_code":"ces.0014","error_msg":"bad"}"#)
+                .unwrap_err()
+                .class,
+            ErrorClass::BadResponse
+        );
+    }
+
+    #[test]
+    fn http_dates_are_rfc_1123() {
+        assert_eq!(httpdate(1_735_690_230), "Wed, 01 Jan 2025 00:10:30 GMT");
+        assert_eq!(httpdate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}
