@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// Prometheus exporter for the clouds' own monitoring data (Aliyun CloudMonitor, Tencent Cloud
-/// Monitor and AWS CloudWatch today), across accounts and regions, collected on scrape.
+/// Monitor, AWS CloudWatch and Huawei Cloud Eye), across accounts and regions, collected on
+/// scrape.
 #[derive(Debug, Parser)]
 #[command(name = "multicloud-exporter", version, about, long_about = None)]
 pub struct Cli {

@@ -43,7 +43,7 @@ products = ["clb"]
 fn the_shipped_config_parses() {
     let text = include_str!("../../config.toml");
     let c = ok(text);
-    assert_eq!(c.accounts.len(), 3);
+    assert_eq!(c.accounts.len(), 4);
     assert_eq!(c.server.listen.port(), 9101);
     assert_eq!(c.server.scrape_interval, Duration::from_secs(60));
     assert_eq!(c.accounts[0].products.len(), 6);
@@ -51,6 +51,7 @@ fn the_shipped_config_parses() {
     assert_eq!(c.accounts[1].products.len(), 4);
     assert_eq!(c.accounts[2].cloud, Cloud::Aws);
     assert_eq!(c.accounts[2].products.len(), 5);
+    assert_eq!(c.accounts[3].cloud, Cloud::Huawei);
 }
 
 #[test]
@@ -188,7 +189,7 @@ fn missing_pieces_are_named() {
 }
 
 #[test]
-fn unsupported_cloud_and_duplicate_account() {
+fn unknown_cloud_and_duplicate_account() {
     let text = format!("{ACCOUNT}{ACCOUNT}[[accounts]]\ncloud = \"gcp\"\naccount_id = \"9\"\naccess_key_id = \"a\"\naccess_key_secret = \"b\"\nregions = [\"us-central1\"]\nproducts = [\"clb\"]\n");
     let e = errors(&text);
     assert!(
@@ -199,8 +200,7 @@ fn unsupported_cloud_and_duplicate_account() {
     );
     assert!(
         e.iter()
-            .any(|x| x
-                .starts_with("accounts[2].cloud: \"huawei\" is not supported by this build yet")),
+            .any(|x| x.starts_with("accounts[2].cloud: \"gcp\" is not a cloud")),
         "{e:#?}"
     );
 }
