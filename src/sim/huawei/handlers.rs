@@ -264,3 +264,74 @@ pub fn obs(account: &SimAccount, req: &SimRequest, query: &[(String, String)]) -
         "The simulator serves ListBuckets and GetBucketTagging.",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::sim::SimSettings;
+
+    /// 2025-01-01T00:10:30Z.
+    const NOW: i64 = 1_735_690_230;
+
+    #[test]
+    fn http_dates_round_trip() {
+        let d = crate::cloud::huawei::httpdate(NOW);
+        assert_eq!(super::super::parse_http_date(&d), Some(NOW));
+        assert_eq!(super::super::parse_http_date("yesterday"), None);
+    }
+
+    #[test]
+    fn more_than_3000_datapoints_moves_from_forward_silently() {
+        let estate = Estate::from_toml(
+            r#"regions = []
+huawei_regions = ["cn-north-4"]
+[[accounts]]
+cloud = "huawei"
+account_id = "d1"
+access_key_id = "ak"
+access_key_secret = "sk"
+[[accounts.generate]]
+product = "clb"
+region = "cn-north-4"
+count = 100
+prefix = "elb"
+"#,
+        )
+        .unwrap();
+        let state = SimState::new(estate.clone(), Clock::Fixed(NOW), SimSettings::default());
+        let account = &estate.accounts[0];
+        let metrics: Vec<Value> = account
+            .resources
+            .iter()
+            .map(|r| json!({"namespace": "SYS.ELB", "metric_name": "m1_cps", "dimensions": [{"name": "lbaas_instance_id", "value": r.id}]}))
+            .collect();
+        // 100 metrics × 60 points = 6000 > 3000: only the newest 30 minutes are answered.
+        let to = (NOW / 60 - 1) * 60_000;
+        let body = json!({"metrics": metrics, "from": to - 60 * 60_000, "to": to, "period": "1", "filter": "average"});
+        let r = batch_query(&state, account, "cn-north-4", body.to_string().as_bytes());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        let points = v
+            .pointer("/metrics/0/datapoints")
+            .and_then(Value::as_array)
+            .unwrap();
+        assert_eq!(points.len(), 30);
+        let oldest = points
+            .iter()
+            .filter_map(|p| p["timestamp"].as_i64())
+            .min()
+            .unwrap();
+        assert_eq!(oldest, to - 30 * 60_000);
+        // Within the rule the whole window is answered.
+        let body = json!({"metrics": &metrics[..50], "from": to - 60 * 60_000, "to": to, "period": "1", "filter": "average"});
+        let r = batch_query(&state, account, "cn-north-4", body.to_string().as_bytes());
+        let v: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            v.pointer("/metrics/0/datapoints")
+                .and_then(Value::as_array)
+                .unwrap()
+                .len(),
+            60
+        );
+    }
+}

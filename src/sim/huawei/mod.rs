@@ -40,6 +40,20 @@ fn obs_error(status: u16, code: &str, message: &str) -> SimResponse {
     )
 }
 
+/// Parse an RFC 1123 date (`Wed, 01 Jan 2025 00:10:30 GMT`) to Unix seconds.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = months.iter().position(|x| x == month)? + 1;
+    let iso = format!("{year}-{m:02}-{:02}T{time}Z", day.parse::<u32>().ok()?);
+    UtcTime::parse_iso8601(&iso).map(|t| t.to_unix())
+}
+
 fn api_of(req: &SimRequest) -> String {
     if req
         .header("authorization")
@@ -188,6 +202,15 @@ fn obs_call(state: &SimState, req: &SimRequest, api: &str) -> SimResponse {
         );
     };
     let date = req.header("date").unwrap_or("");
+    let skew_ok =
+        parse_http_date(date).is_some_and(|t| (t - state.clock.now_s()).abs() <= MAX_SKEW_S);
+    if !skew_ok {
+        return obs_error(
+            403,
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the server's time is too large.",
+        );
+    }
     let query = parse_query(&req.raw_query);
     let sub = query
         .iter()
