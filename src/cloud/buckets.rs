@@ -97,6 +97,21 @@ pub fn parse_xml_error(xml: &[u8]) -> (Option<String>, String, Option<String>) {
     )
 }
 
+/// The buckets of `region` in an account-wide (name, region) listing, as resources (ID and name
+/// = the bucket's name) still without tags.
+pub fn in_region(all: &[(String, String)], region: &str) -> Vec<crate::cloud::Resource> {
+    all.iter()
+        .filter(|(_, r)| r == region)
+        .map(|(name, r)| crate::cloud::Resource {
+            id: name.clone(),
+            name: name.clone(),
+            region: r.clone(),
+            tags: Default::default(),
+            attributes: Default::default(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

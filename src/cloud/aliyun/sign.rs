@@ -3,7 +3,7 @@
 //! request, the credentials, the time and the nonce, so they are tested byte for byte against the
 //! published vectors (`cloud-apis.md` A.2 and A.5) and reused by the simulator to verify requests.
 
-use crate::cloud::crypto::hmac_sha256;
+use crate::cloud::crypto::{canonical_headers, hmac_sha256};
 pub use crate::cloud::crypto::{sha256_hex, EMPTY_SHA256};
 pub use crate::util::canonical_query;
 use crate::util::{percent_encode, percent_encode_path, UtcTime};
@@ -24,15 +24,12 @@ pub struct V3Request<'a> {
 
 /// The canonical request of V3 (`cloud-apis.md` A.2), and the signed-headers list.
 pub fn v3_canonical_request(req: &V3Request<'_>) -> (String, String) {
-    let mut headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    headers.sort();
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
-    let signed = signed.join(";");
+    let (canonical_headers, signed) = canonical_headers(
+        req.headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+            .collect(),
+    );
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,

@@ -108,17 +108,7 @@ pub async fn discover(
         Product::Clb => return classic_load_balancers(p, region, deadline).await,
         Product::S3 => {
             let all = p.buckets(deadline).await?;
-            let mut out: Vec<Resource> = all
-                .iter()
-                .filter(|(_, r)| r == region)
-                .map(|(name, r)| Resource {
-                    id: name.clone(),
-                    name: name.clone(),
-                    region: r.clone(),
-                    tags: BTreeMap::new(),
-                    attributes: BTreeMap::new(),
-                })
-                .collect();
+            let mut out = crate::cloud::buckets::in_region(&all, region);
             for b in &mut out {
                 // A bucket policy may deny GetBucketTagging: that bucket goes untagged.
                 match bucket_tags(p, region, &b.id, deadline).await {

@@ -4,7 +4,7 @@
 //! byte against the aws-sig-v4-test-suite cases and botocore-computed vectors (`cloud-apis.md`
 //! C.1, W1–W8), and reused by the simulator to verify requests.
 
-use crate::cloud::crypto::{hmac_sha256, sha256_hex};
+use crate::cloud::crypto::{canonical_headers, hmac_sha256, sha256_hex};
 pub use crate::util::canonical_query;
 use crate::util::{percent_encode, UtcTime};
 
@@ -46,21 +46,15 @@ fn canonical_path(path: &str) -> String {
 
 /// The canonical request and the signed-headers list (`cloud-apis.md` C.1).
 pub fn canonical_request(req: &SigV4Request<'_>) -> (String, String) {
-    let mut headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            let collapsed = v.split_whitespace().collect::<Vec<_>>().join(" ");
-            (k.to_ascii_lowercase(), collapsed)
-        })
-        .collect();
-    headers.sort();
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed = headers
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    let (canonical_headers, signed) = canonical_headers(
+        req.headers
+            .iter()
+            .map(|(k, v)| {
+                let collapsed = v.split_whitespace().collect::<Vec<_>>().join(" ");
+                (k.to_ascii_lowercase(), collapsed)
+            })
+            .collect(),
+    );
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,

@@ -56,17 +56,7 @@ pub async fn discover(
         Product::Clb => load_balancers(p, region, deadline).await,
         Product::S3 => {
             let all = p.buckets(region, deadline).await?;
-            let mut out: Vec<Resource> = all
-                .iter()
-                .filter(|(_, r)| r == region)
-                .map(|(name, r)| Resource {
-                    id: name.clone(),
-                    name: name.clone(),
-                    region: r.clone(),
-                    tags: BTreeMap::new(),
-                    attributes: BTreeMap::new(),
-                })
-                .collect();
+            let mut out = crate::cloud::buckets::in_region(&all, region);
             for b in &mut out {
                 match bucket_tags(p, region, &b.id, deadline).await {
                     Ok(t) => b.tags = t,

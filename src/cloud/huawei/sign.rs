@@ -6,7 +6,7 @@
 
 use base64::Engine;
 
-use crate::cloud::crypto::{hmac_sha1, hmac_sha256, sha256_hex};
+use crate::cloud::crypto::{canonical_headers, hmac_sha1, hmac_sha256, sha256_hex};
 use crate::util::percent_encode;
 
 /// Inputs of an `SDK-HMAC-SHA256` signature.
@@ -38,19 +38,13 @@ pub fn canonical_uri(path: &str) -> String {
 
 /// The canonical request and the signed-headers list (`cloud-apis.md` D.1).
 pub fn canonical_request(req: &SdkRequest<'_>) -> (String, String) {
-    let mut headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .filter(|(k, _)| !k.contains('_'))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    headers.sort();
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed = headers
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    let (canonical_headers, signed) = canonical_headers(
+        req.headers
+            .iter()
+            .filter(|(k, _)| !k.contains('_'))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_string()))
+            .collect(),
+    );
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,

@@ -3,7 +3,7 @@
 //! request, the credentials and the time, tested byte for byte against the published examples
 //! (`cloud-apis.md` B.1 T1–T3, B.5 T4–T7) and reused by the simulator to verify requests.
 
-use crate::cloud::crypto::{hmac_sha1, hmac_sha256, sha1_hex, sha256_hex};
+use crate::cloud::crypto::{canonical_headers, hmac_sha1, hmac_sha256, sha1_hex, sha256_hex};
 use crate::util::{percent_encode, UtcTime};
 
 /// The content type every API 3.0 call is sent and signed with (the SDK default).
@@ -29,18 +29,12 @@ pub struct Tc3Request<'a> {
 /// values are lower-cased and trimmed, as the documentation specifies (the value of a signed
 /// `x-tc-action` is lower-case in canonical form).
 pub fn tc3_canonical_request(req: &Tc3Request<'_>) -> (String, String) {
-    let mut headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
-        .collect();
-    headers.sort();
-    let canonical_headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed = headers
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    let (canonical_headers, signed) = canonical_headers(
+        req.headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
+            .collect(),
+    );
     let canonical = format!(
         "{}\n/\n{}\n{}\n{}\n{}",
         req.method,
