@@ -91,7 +91,7 @@ async fn huawei_elb_and_obs_export_exact_values() {
         ),
         Some(sum / 300.0)
     );
-    // The project ID came from IAM once per region.
+    // The project ID came from IAM, once (one region here).
     assert_eq!(h.sim.state.calls_to("iam.KeystoneListProjects"), 1);
 }
 
@@ -154,7 +154,8 @@ async fn a_window_the_api_would_shorten_is_split_so_every_value_is_exact() {
     .await;
     let snap = collect(&h).await;
     assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
-    // 100 pairs / 49 a call.
+    // 100 pairs / 49 a call: the call count is what proves the rule was kept (CES would keep
+    // the newest points of an over-long window anyway).
     assert_eq!(h.sim.state.calls_to("ces.BatchListMetricData"), 3);
     let t = text(&h, &snap);
     assert_eq!(series(&t, "clb_test0_connections"), 100);
@@ -224,4 +225,31 @@ async fn huawei_throttling_recovers_and_a_wrong_secret_is_an_auth_error() {
     let t = text(&h, &snap);
     assert_eq!(value(&t, "multicloud_request_retries_total", &[hw]), None);
     assert!(!t.contains("WrongHuaweiSecret"));
+}
+
+#[tokio::test]
+async fn an_sts_token_is_signed_on_every_call() {
+    // The SDK signer signs X-Security-Token; OBS signs every x-obs-* header it receives,
+    // x-obs-security-token included: a token left out of either signature fails the call.
+    let h = harness_with(estate_with(""), |c| {
+        c.accounts[0].security_token = Some(config::Secret::new("HWSTSTOKENEXAMPLE0001"));
+    })
+    .await;
+    let snap = collect(&h).await;
+    for j in &snap.jobs {
+        assert!(j.success, "{} {}: {:?}", j.region, j.product, j.error);
+    }
+    let t = text(&h, &snap);
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_resource_info",
+            &[
+                ("resource_id", "demo-obs-assets"),
+                ("tag_code_name", "assets")
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(!t.contains("HWSTSTOKENEXAMPLE0001"));
 }

@@ -38,8 +38,26 @@ pub fn metrics_per_call(points: usize) -> usize {
 
 /// What a call shares: period, window (`from`, `to` in ms) and filter.
 type CallKey = (u64, i64, i64, String);
-/// Datapoints of an answer by (metric name, dimension values).
+/// Datapoints of an answer by (metric name, sorted dimension name=value pairs).
 type AnswerPoints = HashMap<(String, Vec<String>), Vec<(i64, f64)>>;
+
+/// The sorted `name=value` pairs of a `dimensions` array (answers may reorder them).
+fn dimension_key(dims: Option<&Value>) -> Vec<String> {
+    let mut key: Vec<String> = dims
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            format!(
+                "{}={}",
+                d.get("name").map(value_string).unwrap_or_default(),
+                d.get("value").map(value_string).unwrap_or_default()
+            )
+        })
+        .collect();
+    key.sort();
+    key
+}
 
 /// One (metric, resource) pair of a call.
 struct Pair {
@@ -159,13 +177,7 @@ pub async fn fetch(
             .flatten()
         {
             let name = m.get("metric_name").map(value_string).unwrap_or_default();
-            let dims: Vec<String> = m
-                .get("dimensions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.get("value").map(value_string))
-                .collect();
+            let dims = dimension_key(m.get("dimensions"));
             let filter = pairs
                 .first()
                 .map(|x| x.filter.as_str())
@@ -186,14 +198,7 @@ pub async fn fetch(
                 .get("metric_name")
                 .map(value_string)
                 .unwrap_or_default();
-            let dims: Vec<String> = pair
-                .metric
-                .get("dimensions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| d.get("value").map(value_string))
-                .collect();
+            let dims = dimension_key(pair.metric.get("dimensions"));
             let Some(points) = by_key.get(&(name, dims)) else {
                 continue;
             };

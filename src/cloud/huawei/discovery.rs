@@ -171,6 +171,21 @@ pub async fn list_buckets(
         }
         .error(ErrorClass::BadResponse, m)
     })?;
+    // OBS lists every bucket at once; a listing that says it is cut short is not a full one.
+    if page.truncated {
+        return Err(CloudError {
+            http_status: Some(200),
+            ..crate::cloud::http::CallSite {
+                cloud: crate::cloud::Cloud::Huawei,
+                api: "ListBuckets",
+                region,
+            }
+            .error(
+                ErrorClass::BadResponse,
+                "ListBuckets answer is truncated; the bucket list would be incomplete",
+            )
+        });
+    }
     Ok(page.buckets)
 }
 

@@ -29,8 +29,9 @@ pub struct HuaweiProvider {
     endpoint: Option<String>,
     endpoints: BTreeMap<String, String>,
     project_ids: BTreeMap<String, String>,
-    /// Project IDs IAM gave, per region (24 h).
-    looked_up: TtlCache<String, String>,
+    /// Project IDs IAM gave per region (24 h); a region without a project is remembered too,
+    /// so it does not cost an IAM call every scrape.
+    looked_up: TtlCache<String, Result<String, CloudError>>,
     /// The account's buckets with their regions (one OBS listing answers for all regions).
     buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
 }
@@ -101,21 +102,33 @@ impl HuaweiProvider {
                         deadline,
                     )
                     .await?;
-                v.get("projects")
+                let id = v
+                    .get("projects")
                     .and_then(Value::as_array)
-                    .and_then(|a| a.iter().find(|p| p.get("name").map(value_string).as_deref() == Some(region)))
+                    .and_then(|a| {
+                        a.iter()
+                            .find(|p| p.get("name").map(value_string).as_deref() == Some(region))
+                    })
                     .and_then(|p| p.get("id"))
                     .map(value_string)
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(|| CloudError {
-                        http_status: Some(200),
-                        ..CallSite { cloud: Cloud::Huawei, api: "KeystoneListProjects", region }.error(
-                            ErrorClass::RegionSkip,
-                            format!("IAM lists no project named {region}: set accounts[].project_ids.{region}"),
-                        )
-                    })
+                    .filter(|id| !id.is_empty());
+                // A definite "no such project" is kept; transport errors are not.
+                Ok(id.ok_or_else(|| CloudError {
+                    http_status: Some(200),
+                    ..CallSite {
+                        cloud: Cloud::Huawei,
+                        api: "KeystoneListProjects",
+                        region,
+                    }
+                    .error(
+                        ErrorClass::RegionSkip,
+                        format!(
+                            "IAM lists no project named {region}: set accounts[].project_ids.{region}"
+                        ),
+                    )
+                }))
             })
-            .await
+            .await?
     }
 
     /// The account's buckets as (name, region), listed once per discovery TTL.
@@ -164,6 +177,13 @@ impl HuaweiProvider {
                     "content-type".to_string(),
                     "application/json;charset=UTF-8".to_string(),
                 ));
+            }
+            // Project-scoped APIs carry (and sign) their project, as the SDK does: API Gateway
+            // needs it for sub-projects.
+            if matches!(service, "ces" | "elb") {
+                if let Some(project) = path.split('/').nth(2).filter(|p| !p.is_empty()) {
+                    headers.push(("x-project-id".to_string(), project.to_string()));
+                }
             }
             if let Some(t) = &self.token {
                 headers.push(("x-security-token".to_string(), t.expose().to_string()));
@@ -217,18 +237,24 @@ impl HuaweiProvider {
         };
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let date = httpdate(self.shared.clock.now_s());
+            // esdk-obs: the bucket's trailing `/` only on its virtual host.
+            let slash = if self.obs_path_style() { "" } else { "/" };
             let resource = match (bucket, subresource) {
-                (Some(b), Some(s)) => format!("/{b}/?{s}"),
-                (Some(b), None) => format!("/{b}/"),
+                (Some(b), Some(s)) => format!("/{b}{slash}?{s}"),
+                (Some(b), None) => format!("/{b}{slash}"),
                 (None, _) => "/".to_string(),
             };
+            let mut obs_headers = extra_headers.to_vec();
+            if let Some(t) = &self.token {
+                obs_headers.push(("x-obs-security-token".to_string(), t.expose().to_string()));
+            }
             let auth = sign::obs_authorization(
                 &sign::ObsRequest {
                     method: "GET",
                     content_md5: "",
                     content_type: "",
                     date: &date,
-                    obs_headers: extra_headers,
+                    obs_headers: &obs_headers,
                     resource: &resource,
                 },
                 &self.ak,
@@ -248,11 +274,8 @@ impl HuaweiProvider {
                 .get(url)
                 .header("authorization", auth)
                 .header("date", date);
-            for (k, v) in extra_headers {
+            for (k, v) in &obs_headers {
                 req = req.header(k.as_str(), v.as_str());
-            }
-            if let Some(t) = &self.token {
-                req = req.header("x-obs-security-token", t.expose());
             }
             let raw = http::send(&self.shared, site, deadline, req).await?;
             if raw.status == 404 {

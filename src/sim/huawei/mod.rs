@@ -217,13 +217,12 @@ fn obs_call(state: &SimState, req: &SimRequest, api: &str) -> SimResponse {
         .find(|(k, _)| k == "tagging")
         .map(|_| "?tagging")
         .unwrap_or("");
+    // Requests reach the simulator path-style: `/bucket?tagging` signs without the bucket's
+    // trailing `/` (that belongs to virtual-host requests).
     let resource = if req.path == "/" {
         "/".to_string()
     } else {
-        format!(
-            "{}/{sub}",
-            percent_decode(&req.path, false).trim_end_matches('/')
-        )
+        format!("{}{sub}", percent_decode(&req.path, false))
     };
     let obs_headers: Vec<(String, String)> = req
         .headers
