@@ -65,6 +65,44 @@ impl Membership {
     pub fn owns(&self, key: &str) -> bool {
         owner(key, &self.members) == Some(self.self_name.as_str())
     }
+
+    /// A membership from a listed set of members and this replica's name: the list must name
+    /// every member once, and this replica among them (else it would own nothing, silently).
+    pub fn from_members(
+        members: Vec<String>,
+        self_name: &str,
+        shard_by: ShardBy,
+    ) -> Result<Membership, String> {
+        if members.is_empty() {
+            return Err("the membership is empty: list at least this replica".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &members {
+            if !seen.insert(m.as_str()) {
+                return Err(format!("member {m:?} is listed twice"));
+            }
+        }
+        if !members.iter().any(|m| m == self_name) {
+            return Err(format!(
+                "this replica ({self_name:?}) is not among the members {members:?}: it would own nothing"
+            ));
+        }
+        Ok(Membership {
+            members,
+            self_name: self_name.to_string(),
+            shard_by,
+        })
+    }
+}
+
+/// The members of a members file (`CLUSTER_FILE`): one per line, blank lines and `#` comments
+/// ignored, surrounding whitespace trimmed.
+pub fn parse_members_file(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,6 +194,85 @@ mod tests {
             shard_key(ShardBy::Product, "123", "cn-hangzhou", "acs_alb"),
             "123|cn-hangzhou|acs_alb"
         );
+    }
+
+    #[test]
+    fn every_key_has_one_owner_up_to_sixteen_members_in_both_modes() {
+        for shard_by in [ShardBy::Product, ShardBy::Region] {
+            let ks: Vec<String> = (0..300)
+                .map(|i| {
+                    shard_key(
+                        shard_by,
+                        &format!("acct{}", i % 7),
+                        &format!("r{}", i % 11),
+                        &format!("ns{}", i % 5),
+                    )
+                })
+                .collect();
+            for n in 1..=16 {
+                let m = members(n);
+                for k in &ks {
+                    let owners = m
+                        .iter()
+                        .filter(|me| {
+                            Membership::from_members(m.clone(), me, shard_by)
+                                .unwrap()
+                                .owns(k)
+                        })
+                        .count();
+                    assert_eq!(owners, 1, "{shard_by:?} key {k} with {n} members");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn removing_a_member_moves_only_its_keys() {
+        let ks = keys();
+        for n in 2..=16 {
+            let before = members(n);
+            for gone in [0, n / 2, n - 1] {
+                let after: Vec<String> = before
+                    .iter()
+                    .filter(|m| **m != before[gone])
+                    .cloned()
+                    .collect();
+                let mut moved = 0;
+                for k in &ks {
+                    let (b, a) = (owner(k, &before), owner(k, &after));
+                    if b != a {
+                        moved += 1;
+                        assert_eq!(
+                            b,
+                            Some(before[gone].as_str()),
+                            "only the removed member's keys move"
+                        );
+                    }
+                }
+                let expected = ks.len() as f64 / n as f64;
+                let ratio = moved as f64 / expected;
+                assert!(
+                    (0.6..1.4).contains(&ratio),
+                    "n={n} gone={gone}: moved {moved}, expected ~{expected:.0}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn members_files_and_lists_are_checked() {
+        let text = "# replicas\n10.0.0.1\n\n  10.0.0.2  # second\n10.0.0.3\n";
+        let m = parse_members_file(text);
+        assert_eq!(m, vec!["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+        assert!(Membership::from_members(m.clone(), "10.0.0.2", ShardBy::Product).is_ok());
+        let e = Membership::from_members(m.clone(), "10.0.0.9", ShardBy::Product).unwrap_err();
+        assert!(e.contains("not among the members"), "{e}");
+        let e = Membership::from_members(parse_members_file("# nobody\n"), "a", ShardBy::Product)
+            .unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+        let e = Membership::from_members(vec!["a".into(), "a".into()], "a", ShardBy::Product)
+            .unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
     }
 
     #[test]
