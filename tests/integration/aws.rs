@@ -395,3 +395,37 @@ async fn a_denied_role_costs_one_assume_role_not_one_per_call() {
     assert_eq!(h.sim.state.calls_to("sts.AssumeRole"), 1);
     assert_eq!(h.sim.state.total_calls(), 1);
 }
+
+#[tokio::test]
+async fn a_hanging_region_call_fails_alone_and_keeps_the_region_report() {
+    let h = harness_with(estate(), |c| {
+        c.accounts[0].regions = vec!["us-east-1".into()];
+        c.accounts[0].products = vec![Product::Alb];
+    })
+    .await;
+    // Discovery first (cached), then the monitor call hangs.
+    collect(&h).await;
+    h.sim.state.inject(Fault {
+        api: Some("monitoring.GetMetricData".into()),
+        kind: FaultKind::Hang,
+        times: 1,
+    });
+    let snap = scrape::collect(
+        h.rt.clone(),
+        &JobFilter::default(),
+        Instant::now() + Duration::from_secs(3),
+    )
+    .await;
+    let job = &snap.jobs[0];
+    assert!(!job.success);
+    let e = job.error.as_ref().unwrap();
+    assert_eq!(
+        e.class,
+        multicloud_exporter::cloud::ErrorClass::Timeout,
+        "{e}"
+    );
+    // The job fails with its own call's timeout, and its discovered resources are still
+    // reported, not replaced by a bare "scrape deadline passed".
+    assert_eq!(e.api, "GetMetricData", "{e}");
+    assert_eq!(job.resources.len(), 1);
+}
