@@ -97,6 +97,40 @@ pub fn parse_xml_error(xml: &[u8]) -> (Option<String>, String, Option<String>) {
     )
 }
 
+/// The classified error of an object store's non-2xx XML answer, `classify` mapping its
+/// `<Code>` (empty when absent) and the HTTP status to an error class.
+pub fn xml_answer_error(
+    site: crate::cloud::http::CallSite<'_>,
+    status: u16,
+    body: &[u8],
+    classify: impl Fn(&str, u16) -> crate::cloud::ErrorClass,
+) -> crate::cloud::CloudError {
+    let (code, message, request_id) = parse_xml_error(body);
+    let class = classify(code.as_deref().unwrap_or(""), status);
+    crate::cloud::CloudError {
+        http_status: Some(status),
+        code,
+        request_id,
+        ..site.error(class, message)
+    }
+}
+
+/// The tags of a GetBucketTagging answer (`<Tagging><TagSet><Tag><Key>…`), S3, OBS alike.
+pub fn parse_tagging(xml: &[u8]) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let root = crate::cloud::xml::Node::parse(xml)?;
+    Ok(root
+        .child("TagSet")
+        .into_iter()
+        .flat_map(|s| s.all("Tag"))
+        .filter_map(|t| {
+            Some((
+                t.text_of("Key")?.to_string(),
+                t.text_of("Value").unwrap_or("").to_string(),
+            ))
+        })
+        .collect())
+}
+
 /// The buckets of `region` in an account-wide (name, region) listing, as resources (ID and name
 /// = the bucket's name) still without tags.
 pub fn in_region(all: &[(String, String)], region: &str) -> Vec<crate::cloud::Resource> {

@@ -15,6 +15,7 @@ pub mod limiter;
 pub mod period;
 pub mod retry;
 pub mod tencent;
+pub mod xml;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::sign::{oss_v4_authorization, OssV4Request};
 use super::{next_token, value_string, AliyunProvider, Api};
-use crate::cloud::buckets::{parse_list_buckets, parse_xml_error};
+use crate::cloud::buckets::{parse_list_buckets, xml_answer_error};
 use crate::cloud::http::{self, CallSite};
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
 use crate::util::UtcTime;
@@ -474,18 +474,22 @@ async fn oss_get(
         if (200..300).contains(&raw.status) {
             return Ok(raw.body);
         }
-        let (code, message, request_id) = parse_xml_error(&raw.body);
-        let class = match code.as_deref() {
-            Some(c) => super::classify(c, raw.status),
-            None if raw.status >= 500 => ErrorClass::ServerError,
-            None => ErrorClass::BadResponse,
-        };
-        Err(CloudError {
-            http_status: Some(raw.status),
-            code,
-            request_id,
-            ..site.error(class, message)
-        })
+        Err(xml_answer_error(
+            site,
+            raw.status,
+            &raw.body,
+            |code, status| {
+                if code.is_empty() {
+                    if status >= 500 {
+                        ErrorClass::ServerError
+                    } else {
+                        ErrorClass::BadResponse
+                    }
+                } else {
+                    super::classify(code, status)
+                }
+            },
+        ))
     })
     .await
 }

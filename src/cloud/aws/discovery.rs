@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::xml::Node;
 use super::{AwsProvider, QueryApi};
+use crate::cloud::xml::Node;
 use crate::cloud::{CloudError, ErrorClass, Product, Resource};
 
 /// EC2 DescribeRegions.
@@ -407,18 +407,7 @@ async fn bucket_tags(
     else {
         return Ok(BTreeMap::new());
     };
-    let root = Node::parse(&body).map_err(|m| bad("GetBucketTagging", region, m))?;
-    Ok(root
-        .child("TagSet")
-        .into_iter()
-        .flat_map(|s| s.all("Tag"))
-        .filter_map(|t| {
-            Some((
-                t.text_of("Key")?.to_string(),
-                t.text_of("Value").unwrap_or("").to_string(),
-            ))
-        })
-        .collect())
+    crate::cloud::buckets::parse_tagging(&body).map_err(|m| bad("GetBucketTagging", region, m))
 }
 
 #[cfg(test)]

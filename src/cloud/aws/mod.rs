@@ -9,7 +9,6 @@ pub mod cloudwatch;
 pub mod credentials;
 pub mod discovery;
 pub mod sign;
-pub mod xml;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,11 +18,11 @@ use tokio::time::Instant;
 
 use super::http::{self, CallSite, Shared};
 use super::{Cloud, CloudError, ErrorClass};
+use crate::cloud::xml::Node;
 use crate::config::AccountConfig;
 use crate::discovery::TtlCache;
 use crate::util::{encode_query, host_of};
 use credentials::{CredentialSource, Credentials};
-use xml::Node;
 
 /// A Query API action.
 #[derive(Clone, Copy, Debug)]

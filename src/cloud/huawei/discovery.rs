@@ -9,7 +9,6 @@ use serde_json::Value;
 use tokio::time::Instant;
 
 use super::HuaweiProvider;
-use crate::cloud::aws::xml::Node;
 use crate::cloud::buckets::parse_list_buckets;
 use crate::cloud::{CloudError, ErrorClass, Product, Resource};
 use crate::util::value_string;
@@ -208,7 +207,7 @@ async fn bucket_tags(
     else {
         return Ok(BTreeMap::new());
     };
-    let root = Node::parse(&body).map_err(|m| CloudError {
+    crate::cloud::buckets::parse_tagging(&body).map_err(|m| CloudError {
         http_status: Some(200),
         ..crate::cloud::http::CallSite {
             cloud: crate::cloud::Cloud::Huawei,
@@ -216,16 +215,5 @@ async fn bucket_tags(
             region,
         }
         .error(ErrorClass::BadResponse, m)
-    })?;
-    Ok(root
-        .child("TagSet")
-        .into_iter()
-        .flat_map(|s| s.all("Tag"))
-        .filter_map(|t| {
-            Some((
-                t.text_of("Key")?.to_string(),
-                t.text_of("Value").unwrap_or("").to_string(),
-            ))
-        })
-        .collect())
+    })
 }

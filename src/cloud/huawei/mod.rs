@@ -284,13 +284,9 @@ impl HuaweiProvider {
             if (200..300).contains(&raw.status) {
                 return Ok(Some(raw.body));
             }
-            let (code, message, request_id) = super::buckets::parse_xml_error(&raw.body);
-            Err(CloudError {
-                http_status: Some(raw.status),
-                code: code.clone(),
-                request_id,
-                ..site.error(classify(code.as_deref().unwrap_or(""), raw.status), message)
-            })
+            Err(super::buckets::xml_answer_error(
+                site, raw.status, &raw.body, classify,
+            ))
         })
         .await
     }

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::sign::{cos_authorization, cos_key_time, CosRequest};
 use super::{host_of, value_string, Api, TencentProvider};
-use crate::cloud::buckets::{parse_list_buckets, parse_xml_error};
+use crate::cloud::buckets::{parse_list_buckets, xml_answer_error};
 use crate::cloud::http::{self, CallSite};
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
 
@@ -458,14 +458,7 @@ async fn cos_get(
         if (200..300).contains(&raw.status) {
             return Ok(raw.body);
         }
-        let (code, message, request_id) = parse_xml_error(&raw.body);
-        let class = classify_cos(code.as_deref().unwrap_or(""), raw.status);
-        Err(CloudError {
-            http_status: Some(raw.status),
-            code,
-            request_id,
-            ..site.error(class, message)
-        })
+        Err(xml_answer_error(site, raw.status, &raw.body, classify_cos))
     })
     .await
 }

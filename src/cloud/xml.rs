@@ -1,4 +1,4 @@
-//! A small element tree for the XML the AWS Query and REST APIs answer (ELB, EC2, STS, S3):
+//! A small element tree for the XML the Query and REST APIs answer (AWS ELB, EC2, STS, S3; OBS):
 //! enough to walk `…Result/LoadBalancers/member/…` without a schema. Namespaces are dropped;
 //! a document cut short is an error, never a shorter list.
 
