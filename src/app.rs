@@ -21,6 +21,7 @@ use crate::scrape::{self, Collector, JobFilter, Runtime};
 use crate::server::{self, ServerState};
 use crate::sim::estate::Estate;
 use crate::sim::{SimSettings, SimState, Simulator};
+use crate::{cluster, cost};
 
 /// Build the runtime of a config.
 pub fn build_runtime(
@@ -40,7 +41,7 @@ pub fn build_runtime(
         Arc::new(config),
         Arc::new(mappings),
         shared,
-    )))
+    )?))
 }
 
 fn load_mappings(g: &GlobalArgs) -> Result<MappingSet, String> {
@@ -151,6 +152,8 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::CheckConfig => {
             let (config, mappings) = load_all(&g)?;
+            let (_, self_name) = cluster::source::Source::from_config(&config.cluster)
+                .map_err(|e| format!("{}: {e}", g.config_file.display()))?;
             let jobs: usize = config
                 .accounts
                 .iter()
@@ -163,11 +166,12 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
                 })
                 .sum();
             println!(
-                "{}: OK — {} account(s), {} job(s) with listed regions (\"*\" regions are resolved at runtime), {} metric families",
+                "{}: OK — {} account(s), {} job(s) with listed regions (\"*\" regions are resolved at runtime), {} metric families; membership {} (this replica: {self_name})",
                 g.config_file.display(),
                 config.accounts.len(),
                 jobs,
-                mappings.families.len()
+                mappings.families.len(),
+                config.cluster.discovery.as_str(),
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -177,6 +181,7 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let filter = filter_of(&filter)?;
             let timeout = config.server.scrape_timeout;
             let rt = build_runtime(config, mappings, Clock::System)?;
+            rt.membership.refresh().await;
             let snap = scrape::collect(rt.clone(), &filter, Instant::now() + timeout).await;
             let text = render(&snap, &rt.mappings, &rt.shared.metrics)?;
             print!("{text}");
@@ -192,7 +197,80 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let filter = filter_of(&filter)?;
             let timeout = config.server.scrape_timeout;
             let rt = build_runtime(config, mappings, Clock::System)?;
+            rt.membership.refresh().await;
             discover(&rt, &filter, Instant::now() + timeout, json).await
+        }
+        Command::Plan {
+            scrape_interval,
+            json,
+        } => {
+            let (config, mappings) = load_all(&g)?;
+            init_logging(&config.server.log_level, config.server.log_format);
+            let interval = match scrape_interval {
+                Some(s) => {
+                    config::parse_duration(&s).map_err(|e| format!("--scrape-interval: {e}"))?
+                }
+                None => config.server.scrape_interval,
+            };
+            let ttl = config.server.discovery_ttl;
+            // The estate's whole cost, whoever owns what: no membership needed.
+            let mut config = config;
+            config.cluster.discovery = config::MembershipSource::None;
+            let rt = build_runtime(config, mappings, Clock::System)?;
+            let plan = cost::plan_estate(&rt).await;
+            if json {
+                println!("{}", pretty(&cost::plan_json(&plan, interval, ttl))?);
+            } else {
+                print!("{}", cost::plan_text(&plan, interval, ttl));
+            }
+            Ok(exit_code(plan.failed.is_empty()))
+        }
+        Command::Shard {
+            members,
+            self_name,
+            json,
+        } => {
+            let (mut config, mappings) = load_all(&g)?;
+            if members.is_some() {
+                // Members given: the configured membership source is not consulted.
+                config.cluster.discovery = config::MembershipSource::None;
+            }
+            init_logging(&config.server.log_level, config.server.log_format);
+            let shard_by = match config.cluster.shard_by {
+                config::ShardBy::Product => "product",
+                config::ShardBy::Region => "region",
+            };
+            let rt = build_runtime(config, mappings, Clock::System)?;
+            let (members, me) = match members {
+                Some(m) => {
+                    cluster::check_members(&m).map_err(|e| format!("--members: {e}"))?;
+                    if let Some(s) = &self_name {
+                        if !m.contains(s) {
+                            return Err(format!("--self: {s:?} is not among --members {m:?}"));
+                        }
+                    }
+                    (m, self_name)
+                }
+                None => {
+                    rt.membership.refresh().await;
+                    let view = rt.membership.current();
+                    if view.membership.members.is_empty() {
+                        return Err(format!(
+                            "no membership to split over: {}; give --members a,b,c",
+                            view.not_owning.clone().unwrap_or_default()
+                        ));
+                    }
+                    let me = self_name.or(Some(view.membership.self_name.clone()));
+                    (view.membership.members.clone(), me)
+                }
+            };
+            let (shares, failed) = cost::shard_estate(&rt, &members, me.as_deref()).await;
+            if json {
+                println!("{}", pretty(&cost::shard_json(&shares, &failed, shard_by))?);
+            } else {
+                print!("{}", cost::shard_text(&shares, &failed, shard_by));
+            }
+            Ok(exit_code(failed.is_empty()))
         }
         Command::Sim { estate, latency_ms } => {
             init_logging(g.log_level.as_deref().unwrap_or("info"), LogFormat::Text);
@@ -235,6 +313,18 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+fn pretty(v: &serde_json::Value) -> Result<String, String> {
+    serde_json::to_string_pretty(v).map_err(|e| e.to_string())
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}
+
 /// The config `demo` uses: every account of the simulator's estate, each with the regions its
 /// resources are in, every product, pointed at the simulator.
 pub fn demo_config(sim: &Simulator, listen: SocketAddr) -> Config {
@@ -262,7 +352,12 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), String> {
         format!("cannot listen on {addr}: {e} (choose another with --web.listen-address)")
     })?;
     let max_connections = rt.config.server.max_connections;
-    info!(%addr, accounts = rt.config.accounts.len(), "serving /metrics");
+    // The first lookup before serving, so a healthy replica owns its share from the first
+    // scrape; later lookups run in the background, never on a scrape.
+    rt.membership.refresh().await;
+    rt.membership.spawn_refresher();
+    let view = rt.membership.current();
+    info!(%addr, accounts = rt.config.accounts.len(), discovery = rt.membership.discovery().as_str(), members = view.membership.members.len(), self_name = %view.membership.self_name, "serving /metrics");
     let state = ServerState::new(Collector::new(rt));
     server::run(listener, state, max_connections, server::shutdown_signal())
         .await

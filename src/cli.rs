@@ -90,6 +90,29 @@ pub enum Command {
         #[arg(long = "latency-ms", default_value_t = 0)]
         latency_ms: u64,
     },
+    /// Show which jobs each replica owns and the API calls each makes per scrape (it collects
+    /// the estate once, then each member's share once).
+    Shard {
+        /// Members to split over, comma-separated (default: the configured membership).
+        #[arg(long, value_delimiter = ',')]
+        members: Option<Vec<String>>,
+        /// Which member is this replica (marked in the output; must be among --members).
+        #[arg(long = "self")]
+        self_name: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the jobs, the API calls per scrape by cloud and API, and the calls per month (it
+    /// collects the estate twice: cold, then with warm caches).
+    Plan {
+        /// Scrape interval to price (default: server.scrape_interval).
+        #[arg(long = "scrape-interval")]
+        scrape_interval: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start the simulator and the exporter against it: the first thing to run.
     Demo {
         /// Address of the simulator (default: a free loopback port).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -81,6 +81,12 @@ pub struct SelfMetrics {
     pub shard_members: IntGauge,
     /// Shard keys this replica owns.
     pub shard_owned_keys: IntGauge,
+    /// Changes of the membership seen since start.
+    pub shard_membership_changes: IntCounter,
+    /// Failed membership lookups by source (file, headless).
+    pub shard_membership_errors: IntCounterVec,
+    /// 1 for this replica's membership source and name.
+    pub shard_info: IntGaugeVec,
     /// 1 when the last config load succeeded.
     pub config_reload_ok: IntGauge,
     /// Scrapes by how they were answered (`collected`, `joined`, `cached`).
@@ -158,6 +164,24 @@ impl SelfMetrics {
             "multicloud_shard_owned_keys",
             "Shard keys (jobs) this replica owns.",
         ));
+        let shard_membership_changes = must(IntCounter::new(
+            "multicloud_shard_membership_changes_total",
+            "Times the list of replicas changed after the first lookup; each change moves only the keys of the members that came or went.",
+        ));
+        let shard_membership_errors = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_shard_membership_errors_total",
+                "Failed membership lookups (the members file unreadable, empty or with a duplicate; DNS failing or empty). The last good membership stays in force.",
+            ),
+            &["source"],
+        ));
+        let shard_info = must(IntGaugeVec::new(
+            Opts::new(
+                "multicloud_shard_info",
+                "Where this replica's membership comes from (discovery: none, static, file, headless) and its own member name; the value is always 1.",
+            ),
+            &["discovery", "self"],
+        ));
         let config_reload_ok = must(IntGauge::new(
             "multicloud_config_last_reload_successful",
             "1 when the last configuration load succeeded.",
@@ -203,6 +227,9 @@ impl SelfMetrics {
             Box::new(cache_bytes.clone()),
             Box::new(shard_members.clone()),
             Box::new(shard_owned_keys.clone()),
+            Box::new(shard_membership_changes.clone()),
+            Box::new(shard_membership_errors.clone()),
+            Box::new(shard_info.clone()),
             Box::new(config_reload_ok.clone()),
             Box::new(scrapes.clone()),
             Box::new(batch_splits.clone()),
@@ -222,6 +249,9 @@ impl SelfMetrics {
             cache_bytes,
             shard_members,
             shard_owned_keys,
+            shard_membership_changes,
+            shard_membership_errors,
+            shard_info,
             config_reload_ok,
             scrapes,
             batch_splits,
@@ -254,6 +284,26 @@ impl SelfMetrics {
                     .inc();
             }
         }
+    }
+
+    /// Cloud API calls made so far (every attempt, whatever its outcome), per cloud and API.
+    pub fn request_counts(&self) -> BTreeMap<(String, String), u64> {
+        use prometheus::core::Collector;
+        let mut out = BTreeMap::new();
+        for family in self.requests.collect() {
+            for m in family.get_metric() {
+                let label = |name: &str| {
+                    m.get_label()
+                        .iter()
+                        .find(|l| l.get_name() == name)
+                        .map(|l| l.get_value().to_string())
+                        .unwrap_or_default()
+                };
+                *out.entry((label("cloud_provider"), label("api")))
+                    .or_insert(0) += m.get_counter().get_value() as u64;
+            }
+        }
+        out
     }
 
     /// Count a call that is about to be repeated.

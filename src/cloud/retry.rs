@@ -1,15 +1,18 @@
 //! Retries inside the deadline: throttling, 5xx and timeouts back off exponentially with jitter;
 //! auth errors and bad responses are final. A retry that could only start after the deadline is
-//! not made; the last error is returned instead.
+//! not made; the last error is returned instead. Throttling is retried for as long as the
+//! deadline allows, not a fixed number of times: an account's quota is shared by every client
+//! of the account (the replicas of a fleet among them), so a busy second is no reason to lose a
+//! job, while 5xx and timeouts stop after [`MAX_ATTEMPTS`].
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::CloudError;
+use super::{CloudError, ErrorClass};
 
-/// Attempts at most, the first included.
+/// Attempts at most after 5xx and timeouts, the first included.
 pub const MAX_ATTEMPTS: u32 = 4;
 /// First backoff.
 pub const BASE_BACKOFF: Duration = Duration::from_millis(100);
@@ -42,7 +45,8 @@ where
             Ok(v) => return Ok(v),
             Err(e) => {
                 attempt += 1;
-                if !e.class.is_retryable() || attempt >= MAX_ATTEMPTS {
+                let throttled = e.class == ErrorClass::LimitError;
+                if !e.class.is_retryable() || (!throttled && attempt >= MAX_ATTEMPTS) {
                     return Err(e);
                 }
                 let pause = backoff(attempt - 1);
@@ -59,7 +63,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cloud::{Cloud, ErrorClass};
+    use crate::cloud::Cloud;
 
     fn err(class: ErrorClass) -> CloudError {
         CloudError {
@@ -117,6 +121,40 @@ mod tests {
         .await;
         assert_eq!(r.map_err(|e| e.class), Err(ErrorClass::AuthError));
         assert_eq!(calls, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retried_until_the_deadline_and_5xx_four_times() {
+        let mut calls = 0;
+        let r = with_retry(
+            Instant::now() + Duration::from_secs(30),
+            |_| {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n <= 7 {
+                        Err(err(ErrorClass::LimitError))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+            |_| {},
+        )
+        .await;
+        assert_eq!(r, Ok(8));
+        let mut calls = 0;
+        let r: Result<(), _> = with_retry(
+            Instant::now() + Duration::from_secs(30),
+            |_| {
+                calls += 1;
+                async { Err(err(ErrorClass::ServerError)) }
+            },
+            |_| {},
+        )
+        .await;
+        assert_eq!(r.map_err(|e| e.class), Err(ErrorClass::ServerError));
+        assert_eq!(calls, MAX_ATTEMPTS);
     }
 
     #[tokio::test(start_paused = true)]

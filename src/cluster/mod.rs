@@ -2,9 +2,15 @@
 //! `AccountID|Region|Namespace` (product level) or `AccountID|Region` (region level). The owner
 //! of a key is the member with the highest FNV-1a 32 hash of `key|member` (rendezvous hashing),
 //! so every key has exactly one owner and a membership change moves only the keys it must.
-//! Membership here is static (`CLUSTER_WORKERS` + `CLUSTER_INDEX`, or one member owning all).
+//! [`source`] looks the members up (none, static, members file, headless DNS); [`live`] keeps
+//! the membership in force current off the scrape path.
 
-use crate::config::{ClusterConfig, ShardBy};
+pub mod live;
+pub mod source;
+
+pub use live::{LiveMembership, View};
+
+use crate::config::ShardBy;
 use crate::util::fnv1a32;
 
 /// The shard key of a job.
@@ -52,16 +58,7 @@ pub struct Membership {
 }
 
 impl Membership {
-    /// Static membership: members `0..workers`, self = `index`.
-    pub fn from_config(c: &ClusterConfig) -> Membership {
-        Membership {
-            members: (0..c.workers).map(|i| i.to_string()).collect(),
-            self_name: c.index.to_string(),
-            shard_by: c.shard_by,
-        }
-    }
-
-    /// Whether this replica owns the key.
+    /// Whether this replica owns the key (never, when it is not a member).
     pub fn owns(&self, key: &str) -> bool {
         owner(key, &self.members) == Some(self.self_name.as_str())
     }
@@ -73,15 +70,7 @@ impl Membership {
         self_name: &str,
         shard_by: ShardBy,
     ) -> Result<Membership, String> {
-        if members.is_empty() {
-            return Err("the membership is empty: list at least this replica".into());
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for m in &members {
-            if !seen.insert(m.as_str()) {
-                return Err(format!("member {m:?} is listed twice"));
-            }
-        }
+        check_members(&members)?;
         if !members.iter().any(|m| m == self_name) {
             return Err(format!(
                 "this replica ({self_name:?}) is not among the members {members:?}: it would own nothing"
@@ -93,6 +82,20 @@ impl Membership {
             shard_by,
         })
     }
+}
+
+/// A list of members is usable when it is not empty and names no member twice.
+pub fn check_members(members: &[String]) -> Result<(), String> {
+    if members.is_empty() {
+        return Err("the membership is empty: list at least this replica".into());
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for m in members {
+        if !seen.insert(m.as_str()) {
+            return Err(format!("member {m:?} is listed twice"));
+        }
+    }
+    Ok(())
 }
 
 /// The members of a members file (`CLUSTER_FILE`): one per line, blank lines and `#` comments
@@ -273,16 +276,5 @@ mod tests {
         let e = Membership::from_members(vec!["a".into(), "a".into()], "a", ShardBy::Product)
             .unwrap_err();
         assert!(e.contains("listed twice"), "{e}");
-    }
-
-    #[test]
-    fn static_membership_from_config() {
-        let m = Membership::from_config(&ClusterConfig {
-            shard_by: ShardBy::Product,
-            workers: 3,
-            index: 2,
-        });
-        assert_eq!(m.members, vec!["0", "1", "2"]);
-        assert_eq!(m.self_name, "2");
     }
 }

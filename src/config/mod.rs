@@ -106,16 +106,73 @@ pub enum ShardBy {
     Region,
 }
 
-/// `[cluster]`, overridden by `CLUSTER_WORKERS`/`CLUSTER_INDEX` (or the original's
-/// `EXPORT_SHARD_TOTAL`/`EXPORT_SHARD_INDEX`).
+/// Where the list of replicas comes from (`[cluster] discovery`, `CLUSTER_DISCOVERY`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipSource {
+    /// One replica owns everything.
+    None,
+    /// `workers` replicas numbered `0..workers`, this one `index`.
+    Static,
+    /// The lines of `CLUSTER_FILE`; this replica is `POD_NAME` (else the host name).
+    File,
+    /// The addresses DNS gives for `CLUSTER_SVC` (a Kubernetes headless Service); this replica
+    /// is `POD_IP`.
+    Headless,
+}
+
+impl MembershipSource {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipSource::None => "none",
+            MembershipSource::Static => "static",
+            MembershipSource::File => "file",
+            MembershipSource::Headless => "headless",
+        }
+    }
+}
+
+/// `[cluster]`, overridden by the environment: `CLUSTER_DISCOVERY`, `CLUSTER_SVC`,
+/// `CLUSTER_FILE`, `CLUSTER_DNS_SERVER`, `CLUSTER_WORKERS`/`CLUSTER_INDEX` (or the original's
+/// `EXPORT_SHARD_TOTAL`/`EXPORT_SHARD_INDEX`), and this replica's name from `POD_IP` (headless)
+/// or `POD_NAME`/`HOSTNAME` (file).
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     /// Key level (`shard_by`, "product").
     pub shard_by: ShardBy,
-    /// Number of replicas, 1 when unsharded.
+    /// Where the members come from; `static` when `workers` > 1 is given alone, else `none`.
+    pub discovery: MembershipSource,
+    /// Number of replicas (static), 1 when unsharded.
     pub workers: usize,
-    /// This replica's index, 0-based, below `workers`.
+    /// This replica's index (static), 0-based, below `workers`.
     pub index: usize,
+    /// DNS name of the headless Service (headless).
+    pub service: Option<String>,
+    /// Members file (file).
+    pub file: Option<PathBuf>,
+    /// DNS server to ask instead of the system resolver (headless), `IP:PORT`.
+    pub dns_server: Option<SocketAddr>,
+    /// How often the membership is looked up again (default 15 s).
+    pub refresh: Duration,
+    /// This replica's member name as the environment gives it (`POD_IP` for headless,
+    /// `POD_NAME` else `HOSTNAME` for file); `None` when unset.
+    pub self_name: Option<String>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> ClusterConfig {
+        ClusterConfig {
+            shard_by: ShardBy::Product,
+            discovery: MembershipSource::None,
+            workers: 1,
+            index: 0,
+            service: None,
+            file: None,
+            dns_server: None,
+            refresh: Duration::from_secs(15),
+            self_name: None,
+        }
+    }
 }
 
 /// One `[[accounts]]` entry.
@@ -450,7 +507,20 @@ fn read_cluster(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> ClusterConfig {
     let p = "cluster";
-    r.allow_only(p, t, &["shard_by", "workers", "index"]);
+    r.allow_only(
+        p,
+        t,
+        &[
+            "shard_by",
+            "discovery",
+            "workers",
+            "index",
+            "service",
+            "file",
+            "dns_server",
+            "refresh",
+        ],
+    );
     let shard_by = match r.string(p, t, "shard_by").as_deref() {
         None | Some("product") => ShardBy::Product,
         Some("region") => ShardBy::Region,
@@ -462,14 +532,13 @@ fn read_cluster(
             ShardBy::Product
         }
     };
+    // A set, non-empty environment variable wins over the file.
+    let env = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
     let mut workers = r.count(p, t, "workers", 1, 10_000).unwrap_or(1);
     let mut index = r.count(p, t, "index", 0, 9_999).unwrap_or(0);
     let env_num = |r: &mut Reader<'_>, names: &[&str]| -> Option<usize> {
         for name in names {
-            if let Some(v) = lookup(name) {
-                if v.is_empty() {
-                    continue;
-                }
+            if let Some(v) = env(name) {
                 match v.trim().parse::<usize>() {
                     Ok(n) => return Some(n),
                     Err(_) => r.error(
@@ -481,6 +550,9 @@ fn read_cluster(
         }
         None
     };
+    let workers_given = t.contains_key("workers")
+        || env("CLUSTER_WORKERS").is_some()
+        || env("EXPORT_SHARD_TOTAL").is_some();
     if let Some(w) = env_num(r, &["CLUSTER_WORKERS", "EXPORT_SHARD_TOTAL"]) {
         workers = w;
     }
@@ -500,10 +572,102 @@ fn read_cluster(
         );
         index = 0;
     }
+    let (discovery_at, discovery_text) = match env("CLUSTER_DISCOVERY") {
+        Some(v) => ("environment CLUSTER_DISCOVERY".to_string(), Some(v)),
+        None => ("cluster.discovery".to_string(), r.string(p, t, "discovery")),
+    };
+    let discovery = match discovery_text.as_deref().map(str::trim) {
+        None if workers > 1 => MembershipSource::Static,
+        None => MembershipSource::None,
+        Some("none") => MembershipSource::None,
+        Some("static") => MembershipSource::Static,
+        Some("file") => MembershipSource::File,
+        Some("headless") => MembershipSource::Headless,
+        Some(other) => {
+            r.error(
+                &discovery_at,
+                &format!(
+                    "{other:?} is not a membership source: use \"headless\", \"file\", \"static\" or \"none\""
+                ),
+            );
+            MembershipSource::None
+        }
+    };
+    if workers_given && workers > 1 && discovery != MembershipSource::Static {
+        r.error(
+            "cluster.workers",
+            &format!(
+                "applies to static membership only, but discovery is {:?}: remove workers/index (or CLUSTER_WORKERS/CLUSTER_INDEX) or use discovery = \"static\"",
+                discovery.as_str()
+            ),
+        );
+    }
+    let service = env("CLUSTER_SVC").or_else(|| r.string(p, t, "service"));
+    let file = env("CLUSTER_FILE")
+        .or_else(|| r.string(p, t, "file"))
+        .map(PathBuf::from);
+    let (dns_at, dns_text) = match env("CLUSTER_DNS_SERVER") {
+        Some(v) => ("environment CLUSTER_DNS_SERVER".to_string(), Some(v)),
+        None => (
+            "cluster.dns_server".to_string(),
+            r.string(p, t, "dns_server"),
+        ),
+    };
+    let dns_server = dns_text.and_then(|s| match s.trim().parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            r.error(
+                &dns_at,
+                &format!("{s:?} is not an address: write IP:PORT, e.g. \"10.96.0.10:53\""),
+            );
+            None
+        }
+    });
+    let refresh = r
+        .duration(p, t, "refresh", false)
+        .unwrap_or(Duration::from_secs(15));
+    let mut self_name = None;
+    match discovery {
+        MembershipSource::Headless => {
+            if service.is_none() {
+                r.error(
+                    "cluster.service",
+                    "headless membership needs the headless Service's DNS name: set CLUSTER_SVC or [cluster] service, e.g. \"multicloud-exporter-headless.monitoring.svc.cluster.local\"",
+                );
+            }
+            if let Some(ip) = env("POD_IP") {
+                match ip.trim().parse::<std::net::IpAddr>() {
+                    Ok(a) => self_name = Some(a.to_string()),
+                    Err(_) => r.error(
+                        "environment POD_IP",
+                        &format!("{ip:?} is not an IP address: set it from the pod's status.podIP"),
+                    ),
+                }
+            }
+        }
+        MembershipSource::File => {
+            if file.is_none() {
+                r.error(
+                    "cluster.file",
+                    "file membership needs the members file: set CLUSTER_FILE or [cluster] file",
+                );
+            }
+            self_name = env("POD_NAME")
+                .or_else(|| env("HOSTNAME"))
+                .map(|s| s.trim().to_string());
+        }
+        MembershipSource::None | MembershipSource::Static => {}
+    }
     ClusterConfig {
         shard_by,
+        discovery,
         workers,
         index,
+        service,
+        file,
+        dns_server,
+        refresh,
+        self_name,
     }
 }
 
@@ -840,11 +1004,7 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
             log_level: "info".into(),
             log_format: LogFormat::Text,
         },
-        cluster: ClusterConfig {
-            shard_by: ShardBy::Product,
-            workers: 1,
-            index: 0,
-        },
+        cluster: ClusterConfig::default(),
         accounts: accounts
             .iter()
             .map(|a| AccountConfig {

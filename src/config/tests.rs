@@ -277,6 +277,101 @@ fn cluster_from_file_and_environment() {
 }
 
 #[test]
+fn membership_sources_from_file_and_environment() {
+    let c = ok(ACCOUNT);
+    assert_eq!(c.cluster.discovery, MembershipSource::None);
+    assert_eq!(c.cluster.refresh, Duration::from_secs(15));
+    let c = ok(&format!("[cluster]\nworkers = 3\nindex = 1\n{ACCOUNT}"));
+    assert_eq!(c.cluster.discovery, MembershipSource::Static);
+    // File membership: the file from the config, self from POD_NAME, else HOSTNAME.
+    let text = format!(
+        "[cluster]\ndiscovery = \"file\"\nfile = \"/etc/mce/members\"\nrefresh = \"5s\"\n{ACCOUNT}"
+    );
+    let lookup = |k: &str| match k {
+        "HOSTNAME" => Some("host-b".to_string()),
+        _ => env(k),
+    };
+    let c = parse(&text, "t", None, &lookup).unwrap();
+    assert_eq!(c.cluster.discovery, MembershipSource::File);
+    assert_eq!(c.cluster.file, Some(PathBuf::from("/etc/mce/members")));
+    assert_eq!(c.cluster.self_name.as_deref(), Some("host-b"));
+    assert_eq!(c.cluster.refresh, Duration::from_secs(5));
+    let lookup = |k: &str| match k {
+        "HOSTNAME" => Some("host-b".to_string()),
+        "POD_NAME" => Some("exporter-1".to_string()),
+        "CLUSTER_FILE" => Some("/run/members".to_string()),
+        _ => env(k),
+    };
+    let c = parse(&text, "t", None, &lookup).unwrap();
+    assert_eq!(c.cluster.self_name.as_deref(), Some("exporter-1"));
+    assert_eq!(c.cluster.file, Some(PathBuf::from("/run/members")));
+    // Headless from the environment alone, as the Helm chart sets it.
+    let lookup = |k: &str| match k {
+        "CLUSTER_DISCOVERY" => Some("headless".to_string()),
+        "CLUSTER_SVC" => Some("mce-headless.monitoring.svc.cluster.local".to_string()),
+        "POD_IP" => Some("10.244.1.7".to_string()),
+        "CLUSTER_DNS_SERVER" => Some("127.0.0.1:5353".to_string()),
+        _ => env(k),
+    };
+    let c = parse(&text, "t", None, &lookup).unwrap();
+    assert_eq!(c.cluster.discovery, MembershipSource::Headless);
+    assert_eq!(
+        c.cluster.service.as_deref(),
+        Some("mce-headless.monitoring.svc.cluster.local")
+    );
+    assert_eq!(c.cluster.self_name.as_deref(), Some("10.244.1.7"));
+    assert_eq!(
+        c.cluster.dns_server,
+        Some("127.0.0.1:5353".parse().unwrap())
+    );
+}
+
+#[test]
+fn membership_errors_name_the_key_and_the_fix() {
+    let e = errors(&format!("[cluster]\ndiscovery = \"dns\"\n{ACCOUNT}"));
+    assert_eq!(
+        e,
+        vec!["cluster.discovery: \"dns\" is not a membership source: use \"headless\", \"file\", \"static\" or \"none\""]
+    );
+    let e = errors(&format!("[cluster]\ndiscovery = \"headless\"\n{ACCOUNT}"));
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("cluster.service: headless membership needs the headless Service's DNS name: set CLUSTER_SVC"), "{e:?}");
+    let e = errors(&format!("[cluster]\ndiscovery = \"file\"\n{ACCOUNT}"));
+    assert_eq!(
+        e,
+        vec!["cluster.file: file membership needs the members file: set CLUSTER_FILE or [cluster] file"]
+    );
+    let e = errors(&format!(
+        "[cluster]\ndiscovery = \"file\"\nfile = \"/m\"\nworkers = 3\n{ACCOUNT}"
+    ));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with(
+            "cluster.workers: applies to static membership only, but discovery is \"file\""
+        ),
+        "{e:?}"
+    );
+    let lookup = |k: &str| match k {
+        "CLUSTER_DISCOVERY" => Some("headless".to_string()),
+        "CLUSTER_SVC" => Some("svc".to_string()),
+        "POD_IP" => Some("pod-0".to_string()),
+        _ => env(k),
+    };
+    let e = errors_with(
+        &format!("[cluster]\ndns_server = \"localhost\"\nrefresh = \"0s\"\n{ACCOUNT}"),
+        &lookup,
+    );
+    assert_eq!(
+        e,
+        vec![
+            "cluster.dns_server: \"localhost\" is not an address: write IP:PORT, e.g. \"10.96.0.10:53\"",
+            "cluster.refresh: must be longer than zero",
+            "environment POD_IP: \"pod-0\" is not an IP address: set it from the pod's status.podIP",
+        ]
+    );
+}
+
+#[test]
 fn durations_parse() {
     assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
     assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));

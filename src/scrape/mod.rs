@@ -21,7 +21,7 @@ use crate::cloud::{
     CallContext, Cloud, CloudError, ErrorClass, FetchItem, FetchOutcome, FetchPart, Product,
     Provider, Resource,
 };
-use crate::cluster::{shard_key, Membership};
+use crate::cluster::{shard_key, LiveMembership};
 use crate::config::Config;
 use crate::discovery::{DiscoveryCache, TtlCache};
 use crate::mapping::MappingSet;
@@ -41,28 +41,36 @@ pub struct Runtime {
     pub regions: TtlCache<usize, Arc<Vec<String>>>,
     /// HTTP client, limiters, self-metrics, clock.
     pub shared: Shared,
-    /// Shard membership.
-    pub membership: Membership,
+    /// Shard membership, kept current off the scrape path.
+    pub membership: Arc<LiveMembership>,
 }
 
 impl Runtime {
-    /// Build the runtime of a config.
-    pub fn new(config: Arc<Config>, mappings: Arc<MappingSet>, shared: Shared) -> Runtime {
+    /// Build the runtime of a config; fails when its membership source cannot be set up.
+    pub fn new(
+        config: Arc<Config>,
+        mappings: Arc<MappingSet>,
+        shared: Shared,
+    ) -> Result<Runtime, String> {
         let providers = config
             .accounts
             .iter()
             .map(|a| Provider::new(a, &shared, config.server.discovery_ttl))
             .collect();
         let ttl = config.server.discovery_ttl;
-        Runtime {
-            membership: Membership::from_config(&config.cluster),
+        let membership = Arc::new(LiveMembership::new(
+            &config.cluster,
+            shared.metrics.clone(),
+        )?);
+        Ok(Runtime {
+            membership,
             discovery: TtlCache::new("discovery", 100_000, ttl),
             regions: TtlCache::new("regions", 10_000, ttl),
             providers,
             config,
             mappings,
             shared,
-        }
+        })
     }
 
     fn call_context(&self, deadline: Instant) -> CallContext {
@@ -121,8 +129,25 @@ impl Job {
     }
 }
 
-/// The jobs this replica owns, and results for accounts whose region list failed.
+/// The jobs this replica owns under the membership in force, and results for accounts whose
+/// region list failed.
 pub async fn plan(
+    rt: &Runtime,
+    filter: &JobFilter,
+    deadline: Instant,
+) -> (Vec<Job>, Vec<JobResult>) {
+    let view = rt.membership.current();
+    let (jobs, failed) = all_jobs(rt, filter, deadline).await;
+    let owned = jobs
+        .into_iter()
+        .filter(|j| view.membership.owns(&j.key))
+        .collect();
+    (owned, failed)
+}
+
+/// Every job of the configured estate, whoever owns it, and results for accounts whose region
+/// list failed.
+pub async fn all_jobs(
     rt: &Runtime,
     filter: &JobFilter,
     deadline: Instant,
@@ -180,14 +205,11 @@ pub async fn plan(
                     .map(|s| s.namespace.clone())
                     .unwrap_or_else(|| product.as_str().to_string());
                 let key = shard_key(
-                    rt.membership.shard_by,
+                    rt.config.cluster.shard_by,
                     &account.account_id,
                     &region,
                     &namespace,
                 );
-                if !rt.membership.owns(&key) {
-                    continue;
-                }
                 jobs.push(Job {
                     account: i,
                     cloud: account.cloud,
@@ -420,12 +442,20 @@ fn job_result(
 /// Run every owned job under the deadline; unfinished jobs are reported as failed.
 pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) -> Snapshot {
     let started = Instant::now();
-    let (jobs, mut failed) = plan(&rt, filter, deadline).await;
+    let (jobs, failed) = plan(&rt, filter, deadline).await;
     rt.shared.metrics.shard_owned_keys.set(jobs.len() as i64);
-    rt.shared
-        .metrics
-        .shard_members
-        .set(rt.membership.members.len() as i64);
+    collect_jobs(rt, jobs, failed, deadline, started).await
+}
+
+/// Run the given jobs under the deadline (`failed` are results already known); unfinished jobs
+/// are reported as failed.
+pub async fn collect_jobs(
+    rt: Arc<Runtime>,
+    jobs: Vec<Job>,
+    mut failed: Vec<JobResult>,
+    deadline: Instant,
+    started: Instant,
+) -> Snapshot {
     let done: Arc<Mutex<Vec<JobResult>>> = Arc::new(Mutex::new(Vec::new()));
     let mut by_account: BTreeMap<usize, BTreeMap<String, Vec<Job>>> = BTreeMap::new();
     for j in &jobs {

@@ -150,14 +150,21 @@ async fn route(
             text(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
         }
         (&Method::GET | &Method::HEAD, "/-/ready") => {
-            if state.ready.load(Ordering::Relaxed) {
-                text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
-            } else {
+            let view = state.collector.runtime().membership.current();
+            if !state.ready.load(Ordering::Relaxed) {
                 text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain; charset=utf-8",
                     "not ready\n",
                 )
+            } else if let Some(why) = &view.not_owning {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain; charset=utf-8",
+                    format!("not ready: {why}\n"),
+                )
+            } else {
+                text(StatusCode::OK, "text/plain; charset=utf-8", "ready\n")
             }
         }
         (&Method::GET | &Method::HEAD, "/") => {

@@ -6,8 +6,9 @@
 //! It routes by what the real API carries (Aliyun: `x-acs-action` + `x-acs-version`, OSS: its
 //! `Authorization` scheme), so one port serves a whole cloud.
 //!
-//! Control endpoints for the standalone `sim` command: `GET /_sim/calls` (JSON counts per API),
-//! `POST /_sim/reset` (zero the counts), `POST /_sim/faults` with a JSON body
+//! Control endpoints for the standalone `sim` command: `GET /-/calls` (JSON counts per cloud,
+//! account and API: what each exporter replica costs), `POST /-/reset` (zero the counts),
+//! `POST /-/faults` with a JSON body
 //! `{"api": "cms.DescribeMetricLast", "kind": "throttle", "times": 3}` (`api` optional; kinds
 //! `latency` with `"ms"`, `server_error`, `throttle`, `malformed`, `truncated`, `hang`, `auth`).
 
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::clock::Clock;
+use crate::cloud::Cloud;
 use estate::Estate;
 
 /// A fault to inject into the next matching calls.
@@ -94,6 +96,30 @@ impl Default for SimSettings {
     }
 }
 
+/// Call counts per cloud, account and API.
+pub type CallsByAccount = BTreeMap<String, BTreeMap<String, BTreeMap<String, u64>>>;
+
+/// The access key ID a request is signed with, from its `Authorization` header: Aliyun ACS3 and
+/// OSS4, Tencent TC3 and AWS SigV4 carry `Credential=AK[/scope]`, Huawei APIG `Access=AK`, COS
+/// `q-ak=AK`, OBS `OBS AK:signature`.
+pub fn access_key_of(req: &SimRequest) -> Option<&str> {
+    let auth = req.header("authorization")?;
+    if let Some(rest) = auth.strip_prefix("OBS ") {
+        return rest.split(':').next();
+    }
+    for (marker, ends) in [
+        ("Credential=", &['/', ','][..]),
+        ("Access=", &[','][..]),
+        ("q-ak=", &['&'][..]),
+    ] {
+        if let Some(i) = auth.find(marker) {
+            let rest = &auth[i + marker.len()..];
+            return rest.split(ends).next().map(str::trim);
+        }
+    }
+    None
+}
+
 /// Shared simulator state.
 pub struct SimState {
     /// The estate served.
@@ -103,6 +129,7 @@ pub struct SimState {
     /// Settings.
     pub settings: SimSettings,
     calls: Mutex<BTreeMap<String, u64>>,
+    calls_by_account: Mutex<CallsByAccount>,
     faults: Mutex<Vec<Fault>>,
     quota: Mutex<HashMap<(String, String), VecDeque<std::time::Instant>>>,
     nonces: Mutex<HashSet<String>>,
@@ -125,6 +152,7 @@ impl SimState {
             clock,
             settings,
             calls: Mutex::new(BTreeMap::new()),
+            calls_by_account: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(Vec::new()),
             quota: Mutex::new(HashMap::new()),
             nonces: Mutex::new(HashSet::new()),
@@ -140,9 +168,39 @@ impl SimState {
         }
     }
 
-    /// Count a call.
-    pub fn count(&self, api: &str) {
+    /// Count a call, per API and per cloud, account (by the request's access key) and API.
+    pub fn count(&self, cloud: Cloud, req: &SimRequest, api: &str) {
         *lock(&self.calls).entry(api.to_string()).or_insert(0) += 1;
+        let account = self.account_of(access_key_of(req).unwrap_or_default());
+        *lock(&self.calls_by_account)
+            .entry(cloud.as_str().to_string())
+            .or_default()
+            .entry(account)
+            .or_default()
+            .entry(api.to_string())
+            .or_insert(0) += 1;
+    }
+
+    /// The account an access key belongs to (an estate key or an AWS temporary key), else
+    /// "unknown".
+    fn account_of(&self, access_key_id: &str) -> String {
+        if let Some(a) = self
+            .estate()
+            .accounts
+            .iter()
+            .find(|a| a.access_key_id == access_key_id)
+        {
+            return a.account_id.clone();
+        }
+        match self.aws_temporary_keys.account_of(access_key_id) {
+            Some(a) => a,
+            None => "unknown".into(),
+        }
+    }
+
+    /// Calls served per cloud, account and API (`GET /-/calls`).
+    pub fn calls_by_account(&self) -> CallsByAccount {
+        lock(&self.calls_by_account).clone()
     }
 
     /// Calls served per API.
@@ -163,6 +221,7 @@ impl SimState {
     /// Zero the counters.
     pub fn reset_calls(&self) {
         lock(&self.calls).clear();
+        lock(&self.calls_by_account).clear();
     }
 
     /// Add a fault.
@@ -355,12 +414,12 @@ async fn handle(
         tokio::time::sleep(state.settings.latency).await;
     }
     let resp = match sreq.path.as_str() {
-        "/_sim/calls" => SimResponse::json(200, &serde_json::json!(state.calls())),
-        "/_sim/reset" if sreq.method == "POST" => {
+        "/-/calls" => SimResponse::json(200, &serde_json::json!(state.calls_by_account())),
+        "/-/reset" if sreq.method == "POST" => {
             state.reset_calls();
             SimResponse::json(200, &serde_json::json!({"reset": true}))
         }
-        "/_sim/faults" if sreq.method == "POST" => match parse_fault(&sreq.body) {
+        "/-/faults" if sreq.method == "POST" => match parse_fault(&sreq.body) {
             Ok(f) => {
                 state.inject(f);
                 SimResponse::json(200, &serde_json::json!({"injected": true}))
@@ -452,7 +511,7 @@ pub fn truncate_if_asked(state: &SimState, api: &str, mut resp: SimResponse) -> 
     resp
 }
 
-/// Parse a `/_sim/faults` body.
+/// Parse a `/-/faults` body.
 pub fn parse_fault(body: &[u8]) -> Result<Fault, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;

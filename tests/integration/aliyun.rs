@@ -871,6 +871,11 @@ fn readme_documents_every_metric_family() {
         "multicloud_build_info",
         "multicloud_batch_splits_total",
         "multicloud_mapping_unit_mismatch",
+        "multicloud_shard_members",
+        "multicloud_shard_owned_keys",
+        "multicloud_shard_membership_changes_total",
+        "multicloud_shard_membership_errors_total",
+        "multicloud_shard_info",
     ] {
         assert!(readme.contains(m), "README lacks {m}");
     }

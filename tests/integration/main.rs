@@ -5,6 +5,8 @@
 
 mod aliyun;
 mod aws;
+mod cost;
+mod fleet;
 mod huawei;
 mod moto;
 mod tencent;

@@ -11,6 +11,7 @@ use super::{FaultKind, SimRequest, SimResponse, SimState};
 use crate::cloud::aliyun::sign::{
     oss_v4_authorization, sha256_hex, v3_signature, OssV4Request, V3Request,
 };
+use crate::cloud::Cloud;
 use crate::util::{parse_query, random_hex, UtcTime};
 
 /// Largest clock skew accepted (Aliyun: 15 minutes).
@@ -60,7 +61,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
     if let (Some(action), Some(version)) = (req.header("x-acs-action"), req.header("x-acs-version"))
     {
         let api = api_key(action, version);
-        state.count(&api);
+        state.count(Cloud::Aliyun, req, &api);
         if let Some(r) = fault(state, &api, false).await {
             return r;
         }
@@ -72,7 +73,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
         .is_some_and(|a| a.starts_with("OSS4-HMAC-SHA256"))
     {
         let api = "oss.ListBuckets";
-        state.count(api);
+        state.count(Cloud::Aliyun, req, api);
         if let Some(r) = fault(state, api, true).await {
             return r;
         }

@@ -52,6 +52,11 @@ impl TemporaryKeys {
     fn get(&self, ak: &str) -> Option<(String, String, String)> {
         self.0.lock().ok()?.get(ak).cloned()
     }
+
+    /// The account a temporary key was issued for.
+    pub fn account_of(&self, ak: &str) -> Option<String> {
+        self.get(ak).map(|(account, _, _)| account)
+    }
 }
 
 /// Whether a request is for the simulated AWS.
@@ -155,7 +160,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
         Vec::new()
     };
     let api = api_of(&service, req, &form);
-    state.count(&api);
+    state.count(Cloud::Aws, req, &api);
     if let Some(r) = fault(state, &api, shape).await {
         return r;
     }

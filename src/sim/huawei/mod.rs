@@ -85,7 +85,7 @@ fn api_of(req: &SimRequest) -> String {
 /// Answer one request.
 pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
     let api = api_of(req);
-    state.count(&api);
+    state.count(Cloud::Huawei, req, &api);
     let obs = api.starts_with("obs.");
     if let Some(r) = super::injected_fault(state, &api, |kind| match (kind, obs) {
         (FaultKind::Throttle, false) => SimResponse::json(429, &json!({"http_code":429,"message":{"details":"Too Many Requests.","code":"ces.0429"},"encoded_authorization_message":null})),

@@ -55,7 +55,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
     if let Some(action) = req.header("x-tc-action") {
         let service = scope_service(req).unwrap_or_default();
         let api = format!("{service}.{action}");
-        state.count(&api);
+        state.count(Cloud::Tencent, req, &api);
         if let Some(r) = fault(state, &api, false).await {
             return r;
         }
@@ -63,7 +63,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
         return super::truncate_if_asked(state, &api, resp);
     }
     let api = "cos.GetService";
-    state.count(api);
+    state.count(Cloud::Tencent, req, api);
     if let Some(r) = fault(state, api, true).await {
         return r;
     }
