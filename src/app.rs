@@ -260,8 +260,16 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
                             view.not_owning.clone().unwrap_or_default()
                         ));
                     }
+                    let members = view.membership.members.clone();
+                    if let Some(s) = &self_name {
+                        if !members.contains(s) {
+                            return Err(format!(
+                                "--self: {s:?} is not among the configured members {members:?}"
+                            ));
+                        }
+                    }
                     let me = self_name.or(Some(view.membership.self_name.clone()));
-                    (view.membership.members.clone(), me)
+                    (members, me)
                 }
             };
             let (shares, failed) = cost::shard_estate(&rt, &members, me.as_deref()).await;

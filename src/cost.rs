@@ -71,6 +71,15 @@ fn failures(snap: &Snapshot) -> Vec<String> {
         .collect()
 }
 
+fn listing_failure(j: &crate::render::JobResult) -> String {
+    format!(
+        "{} {}: listing regions: {}",
+        j.cloud,
+        j.account_id,
+        j.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
+    )
+}
+
 /// The cost of the whole estate on one replica.
 pub struct EstatePlan {
     /// Every job.
@@ -102,14 +111,7 @@ pub async fn plan_estate(rt: &Arc<Runtime>) -> EstatePlan {
     let (per_scrape, second) = measure(rt, jobs.clone()).await;
     let mut failed = failures(&first);
     failed.extend(failures(&second));
-    failed.extend(listing_failed.iter().map(|j| {
-        format!(
-            "{} {}: listing regions: {}",
-            j.cloud,
-            j.account_id,
-            j.error.as_ref().map(|e| e.to_string()).unwrap_or_default()
-        )
-    }));
+    failed.extend(listing_failed.iter().map(listing_failure));
     failed.sort();
     failed.dedup();
     EstatePlan {
@@ -259,11 +261,7 @@ pub async fn shard_estate(
     let (jobs, listing_failed) = all_jobs(rt, &JobFilter::default(), deadline).await;
     let (_, cold) = measure(rt, jobs.clone()).await;
     let mut failed = failures(&cold);
-    failed.extend(
-        listing_failed
-            .iter()
-            .map(|j| format!("{} {}: listing regions failed", j.cloud, j.account_id)),
-    );
+    failed.extend(listing_failed.iter().map(listing_failure));
     let mut shares = Vec::new();
     for m in members {
         let mine: Vec<Job> = jobs

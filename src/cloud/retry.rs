@@ -40,13 +40,17 @@ where
     Fut: Future<Output = Result<T, CloudError>>,
 {
     let mut attempt = 0;
+    // Attempts that failed other than by throttling; only these count towards MAX_ATTEMPTS.
+    let mut failures = 0;
     loop {
         match call(attempt).await {
             Ok(v) => return Ok(v),
             Err(e) => {
                 attempt += 1;
-                let throttled = e.class == ErrorClass::LimitError;
-                if !e.class.is_retryable() || (!throttled && attempt >= MAX_ATTEMPTS) {
+                if e.class != ErrorClass::LimitError {
+                    failures += 1;
+                }
+                if !e.class.is_retryable() || failures >= MAX_ATTEMPTS {
                     return Err(e);
                 }
                 let pause = backoff(attempt - 1);

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::source::{FileStamp, Lookup, Source};
+use super::source::{Lookup, Source};
 use super::Membership;
 use crate::config::{ClusterConfig, MembershipSource, ShardBy};
 use crate::render::SelfMetrics;
@@ -32,14 +32,13 @@ pub struct LiveMembership {
     shard_by: ShardBy,
     refresh: Duration,
     view: RwLock<Arc<View>>,
-    /// Serialises lookups and holds the members file's stamp.
+    /// Serialises lookups.
     lookup_state: tokio::sync::Mutex<LookupState>,
     metrics: Arc<SelfMetrics>,
 }
 
 #[derive(Default)]
 struct LookupState {
-    stamp: Option<FileStamp>,
     /// A membership has been applied at least once.
     known: bool,
     /// The last lookup failed (failures are logged at warn once, then at debug).
@@ -51,6 +50,11 @@ impl LiveMembership {
     /// file and headless ones own nothing until the first [`LiveMembership::refresh`].
     pub fn new(c: &ClusterConfig, metrics: Arc<SelfMetrics>) -> Result<LiveMembership, String> {
         let (source, self_name) = Source::from_config(c)?;
+        // Present from the start at 0, so a rate() over it has a series before the first error.
+        metrics
+            .shard_membership_errors
+            .with_label_values(&[c.discovery.as_str()])
+            .inc_by(0);
         metrics.shard_info.reset();
         metrics
             .shard_info
@@ -103,11 +107,7 @@ impl LiveMembership {
             return;
         }
         let mut state = self.lookup_state.lock().await;
-        let mut stamp = state.stamp;
-        let found = self.source.lookup(&mut stamp).await;
-        state.stamp = stamp;
-        match found {
-            Lookup::Unchanged => {}
+        match self.source.lookup().await {
             Lookup::Members(members) => {
                 if state.failing {
                     info!(
@@ -215,6 +215,11 @@ impl LiveMembership {
             }
         }
         state.known = true;
+        if !changed && not_owning == old.not_owning {
+            // The view in force stays the same object: its identity marks a membership, and
+            // results collected under it stay valid (see `Collector`).
+            return;
+        }
         self.metrics
             .shard_members
             .set(membership.members.len() as i64);

@@ -1,10 +1,13 @@
-//! Where the list of replicas comes from: a fixed list (none, static), a members file re-read
-//! when it changes, or the addresses DNS gives for a Kubernetes headless Service. A lookup
-//! either gives a usable list or says why not; the caller keeps the last good list on failure.
+//! Where the list of replicas comes from: a fixed list (none, static), a members file, or the
+//! addresses DNS gives for a Kubernetes headless Service. A lookup either gives a usable list,
+//! sorted (order carries no meaning), or says why not; the caller keeps the last good list on
+//! failure. The members file is read at every lookup rather than on a modification-time
+//! change: it is small, and an edit within the file system's timestamp resolution, or a file
+//! restored to its old size and time after a bad edit, would otherwise go unseen.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -22,31 +25,26 @@ pub enum Source {
     Fixed(Vec<String>),
     /// One member per line of a file.
     File(PathBuf),
-    /// The A and AAAA records of a name.
+    /// The A and AAAA records of a name, of this replica's address family: a dual-stack pod
+    /// has an address of each, but `POD_IP` names only one, and counting both as members would
+    /// leave the other family's share to no replica.
     Headless {
         /// The name asked for.
         service: String,
         /// The resolver, without a cache: every lookup asks the server.
         resolver: Box<TokioResolver>,
+        /// Keep IPv4 addresses (else IPv6), as `POD_IP` is.
+        ipv4: bool,
     },
 }
 
 /// What a lookup found.
 #[derive(Debug, PartialEq)]
 pub enum Lookup {
-    /// The source has not changed since the last successful lookup (members file mtime).
-    Unchanged,
-    /// The members, validated (not empty, no duplicates).
+    /// The members, validated (not empty, no duplicates) and sorted.
     Members(Vec<String>),
     /// Why no list could be had.
     Failed(String),
-}
-
-/// The identity of a members file's content as last read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
 }
 
 impl Source {
@@ -79,11 +77,16 @@ impl Source {
                 let self_name = c.self_name.clone().ok_or(
                     "cluster: headless membership needs this replica's address: set POD_IP (in Kubernetes, from the pod's status.podIP through the downward API)",
                 )?;
+                let ipv4 = self_name
+                    .parse::<IpAddr>()
+                    .map(|a| a.is_ipv4())
+                    .map_err(|_| format!("environment POD_IP: {self_name:?} is not an IP address: set it from the pod's status.podIP"))?;
                 let resolver = resolver(c.dns_server)?;
                 Ok((
                     Source::Headless {
                         service,
                         resolver: Box::new(resolver),
+                        ipv4,
                     },
                     self_name,
                 ))
@@ -91,57 +94,56 @@ impl Source {
         }
     }
 
-    /// Look the members up. `stamp` is the members file's identity at the last successful read:
-    /// an unchanged file is not read again, and the stamp moves only when a read succeeds.
-    pub async fn lookup(&self, stamp: &mut Option<FileStamp>) -> Lookup {
+    /// Look the members up.
+    pub async fn lookup(&self) -> Lookup {
         match self {
             Source::Fixed(m) => Lookup::Members(m.clone()),
-            Source::File(path) => read_file(path, stamp),
-            Source::Headless { service, resolver } => resolve(resolver, service).await,
+            Source::File(path) => read_file(path),
+            Source::Headless {
+                service,
+                resolver,
+                ipv4,
+            } => resolve(resolver, service, *ipv4).await,
         }
     }
 }
 
-fn read_file(path: &std::path::Path, stamp: &mut Option<FileStamp>) -> Lookup {
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) => return Lookup::Failed(format!("members file {}: {e}", path.display())),
+fn read_file(path: &std::path::Path) -> Lookup {
+    let failed = |e: String| {
+        Lookup::Failed(format!(
+            "members file {} (CLUSTER_FILE or cluster.file): {e}",
+            path.display()
+        ))
     };
-    let now = FileStamp {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-    };
-    if *stamp == Some(now) {
-        return Lookup::Unchanged;
-    }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) => return Lookup::Failed(format!("members file {}: {e}", path.display())),
+        Err(e) => return failed(e.to_string()),
     };
-    let members = parse_members_file(&text);
+    let mut members = parse_members_file(&text);
     if let Err(e) = super::check_members(&members) {
-        return Lookup::Failed(format!("members file {}: {e}", path.display()));
+        return failed(e);
     }
-    *stamp = Some(now);
+    members.sort();
     Lookup::Members(members)
 }
 
-async fn resolve(resolver: &TokioResolver, service: &str) -> Lookup {
+async fn resolve(resolver: &TokioResolver, service: &str, ipv4: bool) -> Lookup {
+    let failed = |e: String| {
+        Lookup::Failed(format!(
+            "DNS lookup of {service} (CLUSTER_SVC or cluster.service; server from cluster.dns_server or the system): {e}"
+        ))
+    };
     let answer = match tokio::time::timeout(DNS_TIMEOUT, resolver.lookup_ip(service)).await {
         Ok(Ok(a)) => a,
-        Ok(Err(e)) => return Lookup::Failed(format!("DNS lookup of {service}: {e}")),
-        Err(_) => {
-            return Lookup::Failed(format!(
-                "DNS lookup of {service}: no answer within {}s",
-                DNS_TIMEOUT.as_secs()
-            ))
-        }
+        Ok(Err(e)) => return failed(e.to_string()),
+        Err(_) => return failed(format!("no answer within {}s", DNS_TIMEOUT.as_secs())),
     };
-    let mut ips: Vec<IpAddr> = answer.iter().collect();
+    let mut ips: Vec<IpAddr> = answer.iter().filter(|a| a.is_ipv4() == ipv4).collect();
     ips.sort();
     ips.dedup();
     if ips.is_empty() {
-        return Lookup::Failed(format!("DNS lookup of {service}: no addresses"));
+        let family = if ipv4 { "IPv4" } else { "IPv6" };
+        return failed(format!("no {family} addresses (the family of POD_IP)"));
     }
     Lookup::Members(ips.iter().map(IpAddr::to_string).collect())
 }
@@ -195,46 +197,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_members_file_is_read_again_only_when_it_changes() {
+    async fn a_members_file_is_read_at_every_lookup_and_checked() {
         let dir = std::env::temp_dir().join(format!("mce-members-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("members");
-        std::fs::write(&path, "# replicas\nexporter-0\n\n exporter-1 # rack b\n").unwrap();
+        std::fs::write(&path, "# replicas\nexporter-1 # rack b\n\n exporter-0\n").unwrap();
         let (source, me) = Source::from_config(&file_config(&path, Some("exporter-1"))).unwrap();
         assert_eq!(me, "exporter-1");
-        let mut stamp = None;
         assert_eq!(
-            source.lookup(&mut stamp).await,
+            source.lookup().await,
             Lookup::Members(vec!["exporter-0".into(), "exporter-1".into()])
         );
-        assert_eq!(source.lookup(&mut stamp).await, Lookup::Unchanged);
         std::fs::write(&path, "exporter-0\nexporter-1\nexporter-2\n").unwrap();
         assert_eq!(
-            source.lookup(&mut stamp).await,
+            source.lookup().await,
             Lookup::Members(vec![
                 "exporter-0".into(),
                 "exporter-1".into(),
                 "exporter-2".into()
             ])
         );
-        // A bad edit is refused, and stays refused until the file changes again.
         std::fs::write(&path, "exporter-0\nexporter-0\n").unwrap();
-        let bad = source.lookup(&mut stamp).await;
+        let bad = source.lookup().await;
         assert!(
             matches!(&bad, Lookup::Failed(e) if e.ends_with("member \"exporter-0\" is listed twice")),
             "{bad:?}"
         );
-        assert!(matches!(source.lookup(&mut stamp).await, Lookup::Failed(_)));
         std::fs::write(&path, "# nobody\n\n").unwrap();
-        let empty = source.lookup(&mut stamp).await;
+        let empty = source.lookup().await;
         assert!(
             matches!(&empty, Lookup::Failed(e) if e.contains("the membership is empty")),
             "{empty:?}"
         );
         std::fs::remove_file(&path).unwrap();
-        let gone = source.lookup(&mut stamp).await;
+        let gone = source.lookup().await;
         assert!(
-            matches!(&gone, Lookup::Failed(e) if e.starts_with(&format!("members file {}: ", path.display()))),
+            matches!(&gone, Lookup::Failed(e) if e.starts_with(&format!("members file {} (CLUSTER_FILE or cluster.file): ", path.display()))),
             "{gone:?}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -250,6 +248,14 @@ mod tests {
         };
         let e = Source::from_config(&headless).err().unwrap();
         assert!(e.contains("set POD_IP"), "{e}");
+        let v6 = ClusterConfig {
+            self_name: Some("fd00::7".into()),
+            ..headless.clone()
+        };
+        assert!(matches!(
+            Source::from_config(&v6).unwrap().0,
+            Source::Headless { ipv4: false, .. }
+        ));
         let no_service = ClusterConfig {
             service: None,
             self_name: Some("10.0.0.1".into()),

@@ -550,9 +550,14 @@ fn read_cluster(
         }
         None
     };
-    let workers_given = t.contains_key("workers")
-        || env("CLUSTER_WORKERS").is_some()
-        || env("EXPORT_SHARD_TOTAL").is_some();
+    let workers_at = if env("CLUSTER_WORKERS").is_some() {
+        "environment CLUSTER_WORKERS"
+    } else if env("EXPORT_SHARD_TOTAL").is_some() {
+        "environment EXPORT_SHARD_TOTAL"
+    } else {
+        "cluster.workers"
+    };
+    let workers_given = t.contains_key("workers") || workers_at != "cluster.workers";
     if let Some(w) = env_num(r, &["CLUSTER_WORKERS", "EXPORT_SHARD_TOTAL"]) {
         workers = w;
     }
@@ -595,7 +600,7 @@ fn read_cluster(
     };
     if workers_given && workers > 1 && discovery != MembershipSource::Static {
         r.error(
-            "cluster.workers",
+            workers_at,
             &format!(
                 "applies to static membership only, but discovery is {:?}: remove workers/index (or CLUSTER_WORKERS/CLUSTER_INDEX) or use discovery = \"static\"",
                 discovery.as_str()

@@ -11,9 +11,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{collect, JobFilter, Runtime};
+use crate::cluster::View;
 use crate::render::Snapshot;
 
 type InFlight = Shared<BoxFuture<'static, Arc<Snapshot>>>;
+
+/// A finished collection: when it started, the membership it was made under, its result.
+type LastCollection = (Instant, Arc<View>, Arc<Snapshot>);
 
 /// How a scrape was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +44,8 @@ impl ScrapeSource {
 struct Inner {
     runtime: RwLock<Arc<Runtime>>,
     in_flight: Mutex<Option<(u64, InFlight)>>,
-    last: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    /// The last collection.
+    last: Mutex<Option<LastCollection>>,
     generation: Mutex<u64>,
 }
 
@@ -97,8 +102,10 @@ impl Collector {
     /// A snapshot for a scrape with this deadline.
     pub async fn snapshot(&self, deadline: Instant) -> (Arc<Snapshot>, ScrapeSource) {
         let rt = self.runtime();
-        if let Some((at, snap)) = lock(&self.inner.last).clone() {
-            if at.elapsed() < Self::cache_ttl(&rt, &snap) {
+        let view = rt.membership.current();
+        if let Some((at, made_under, snap)) = lock(&self.inner.last).clone() {
+            // A result collected under another membership covers another share: not reused.
+            if Arc::ptr_eq(&made_under, &view) && at.elapsed() < Self::cache_ttl(&rt, &snap) {
                 rt.shared
                     .metrics
                     .scrapes
@@ -119,6 +126,7 @@ impl Collector {
                     };
                     let inner = self.inner.clone();
                     let rt2 = rt.clone();
+                    let made_under = view.clone();
                     let handle = tokio::spawn(async move {
                         // Frees the slot however the task ends, a panic included.
                         let _clear = ClearSlot {
@@ -132,7 +140,7 @@ impl Collector {
                                 .instrument(span)
                                 .await,
                         );
-                        *lock(&inner.last) = Some((started, snap.clone()));
+                        *lock(&inner.last) = Some((started, made_under, snap.clone()));
                         snap
                     });
                     let fut: InFlight = async move {
@@ -162,7 +170,10 @@ impl Collector {
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(snap) => (snap, source),
             Err(_) => {
-                let previous = lock(&self.inner.last).clone().map(|(_, s)| s);
+                let previous = lock(&self.inner.last)
+                    .clone()
+                    .filter(|(_, made_under, _)| Arc::ptr_eq(made_under, &view))
+                    .map(|(_, _, s)| s);
                 (previous.unwrap_or_default(), source)
             }
         }

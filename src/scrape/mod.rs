@@ -142,7 +142,19 @@ pub async fn plan(
         .into_iter()
         .filter(|j| view.membership.owns(&j.key))
         .collect();
+    // Every replica lists an account's regions (one call per discovery TTL), but a failed
+    // listing is reported by one replica only, the owner of the account's region-list key, so
+    // the replicas' series never overlap.
+    let failed = failed
+        .into_iter()
+        .filter(|f| view.membership.owns(&region_list_key(&f.account_id)))
+        .collect();
     (owned, failed)
+}
+
+/// The shard key of an account's region listing (`regions = ["*"]`).
+pub fn region_list_key(account_id: &str) -> String {
+    format!("{account_id}|*")
 }
 
 /// Every job of the configured estate, whoever owns it, and results for accounts whose region

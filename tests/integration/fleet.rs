@@ -25,10 +25,15 @@ struct Proc {
 
 impl Proc {
     fn start(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Proc::spawn(Path::new(BIN), name, dir, args, env)
+    }
+
+    fn spawn(program: &Path, name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(program);
         cmd.args(args)
+            .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .env_remove("CLUSTER_DISCOVERY")
@@ -81,34 +86,41 @@ fn free_udp_port() -> u16 {
     }
 }
 
-async fn get(url: &str) -> Option<(u16, String)> {
-    let client = reqwest::Client::builder()
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
-        .unwrap();
-    let r = client.get(url).send().await.ok()?;
+        .unwrap()
+}
+
+async fn get(url: &str) -> Option<(u16, String)> {
+    let r = client().get(url).send().await.ok()?;
     let status = r.status().as_u16();
     Some((status, r.text().await.ok()?))
 }
 
 async fn post(url: &str) {
-    reqwest::Client::new().post(url).send().await.unwrap();
+    client().post(url).send().await.unwrap();
 }
 
-/// Wait (up to 30 s) until `check` holds; panic with `what` and the logs otherwise.
+/// Wait (up to 90 s in all) until `check` holds; panic with `what` and the logs otherwise.
 async fn wait_for<F, Fut>(what: &str, procs: &[&Proc], mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    for _ in 0..300 {
-        if check().await {
-            return;
+    let polling = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if tokio::time::timeout(Duration::from_secs(90), polling)
+        .await
+        .is_err()
+    {
+        let logs: Vec<String> = procs.iter().map(|p| p.log()).collect();
+        panic!("timed out waiting for {what}\n{}", logs.join("\n----\n"));
     }
-    let logs: Vec<String> = procs.iter().map(|p| p.log()).collect();
-    panic!("timed out waiting for {what}\n{}", logs.join("\n----\n"));
 }
 
 /// An exporter replica (or the unsharded exporter) and its address.
@@ -206,8 +218,11 @@ impl Fleet {
         out
     }
 
-    /// The cloud calls one scrape of `e` makes, alone.
+    /// The cloud calls one scrape of `e` makes, alone. It starts a second after the previous
+    /// one ended, so the simulator's per-second quota window holds none of the previous calls
+    /// (each replica paces its own calls below the quota, but two back to back could pass it).
     async fn calls_of_scrape(&self, e: &Exporter) -> BTreeMap<(String, String, String), u64> {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         post(&format!("{}/-/reset", self.sim_url)).await;
         scrape(e).await;
         self.calls().await
@@ -423,7 +438,7 @@ async fn check_calls(
         );
         assert!(total(&aws_sum) >= total(&aws_single) && total(&aws_single) > 0);
     }
-    let out = Command::new(BIN)
+    let shard = tokio::process::Command::new(BIN)
         .args([
             "shard",
             "--config.file",
@@ -435,7 +450,11 @@ async fn check_calls(
         .env_remove("CLUSTER_DISCOVERY")
         .env_remove("POD_IP")
         .env_remove("POD_NAME")
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), shard)
+        .await
+        .expect("shard did not finish within 300 s")
         .unwrap();
     assert!(
         out.status.success(),
@@ -617,9 +636,11 @@ async fn three_replicas_with_headless_dns_cover_the_estate_once() {
     };
     write_hosts(&ips);
     let dns_port = free_udp_port();
-    let dns_log = std::fs::File::create(fleet.dir.join("dnsmasq.log")).unwrap();
-    let mut dns = Command::new(&dnsmasq_bin)
-        .args([
+    let dns = Proc::spawn(
+        &dnsmasq_bin,
+        "dnsmasq",
+        &fleet.dir,
+        &[
             "--keep-in-foreground",
             &format!("--port={dns_port}"),
             "--listen-address=127.0.0.1",
@@ -633,11 +654,9 @@ async fn three_replicas_with_headless_dns_cover_the_estate_once() {
             "--log-facility=-",
             "--local=/cluster.local/",
             &format!("--addn-hosts={}", hosts.display()),
-        ])
-        .stdout(dns_log.try_clone().unwrap())
-        .stderr(dns_log)
-        .spawn()
-        .unwrap();
+        ],
+        &[],
+    );
     let config = fleet.config(
         "headless",
         &format!(
@@ -659,7 +678,7 @@ async fn three_replicas_with_headless_dns_cover_the_estate_once() {
     let procs: Vec<&Proc> = replicas
         .iter()
         .map(|e| &e.proc)
-        .chain([&single.proc, &fleet.sim])
+        .chain([&single.proc, &fleet.sim, &dns])
         .collect();
     let all: Vec<&Exporter> = replicas.iter().collect();
     check_coverage(&all, &single).await;
@@ -676,7 +695,7 @@ async fn three_replicas_with_headless_dns_cover_the_estate_once() {
 
     // The DNS answer changes live: 127.0.0.13 is gone.
     write_hosts(&ips[..2]);
-    hang_up(dns.id());
+    hang_up(dns.child.id());
     let gone = &replicas[2];
     wait_for("127.0.0.13 to leave", &procs, || async {
         ready(gone).await == 503
@@ -693,15 +712,21 @@ async fn three_replicas_with_headless_dns_cover_the_estate_once() {
 
     // The DNS server goes away: the lookups fail, are counted, and the last membership stays —
     // no replica falls back to collecting everything.
-    let _ = dns.kill();
-    let _ = dns.wait();
+    let errors = "multicloud_shard_membership_errors_total{source=\"headless\"}";
+    let mut before = Vec::new();
     for e in &replicas[..2] {
+        before.push(metric(&scrape(e).await, errors).unwrap());
+    }
+    drop(procs);
+    drop(dns);
+    let procs: Vec<&Proc> = replicas
+        .iter()
+        .map(|e| &e.proc)
+        .chain([&single.proc, &fleet.sim])
+        .collect();
+    for (e, was) in replicas[..2].iter().zip(before) {
         wait_for("failed lookups to be counted", &procs, || async {
-            metric(
-                &scrape(e).await,
-                "multicloud_shard_membership_errors_total{source=\"headless\"}",
-            )
-            .is_some_and(|n| n >= 2.0)
+            metric(&scrape(e).await, errors).is_some_and(|n| n >= was + 2.0)
         })
         .await;
         assert_eq!(
