@@ -16,6 +16,7 @@ use crate::cloud::http::Shared;
 use crate::cloud::{Cloud, Product};
 use crate::config::{self, Config, LogFormat};
 use crate::mapping::MappingSet;
+use crate::reload::{Loader, Reloader};
 use crate::render::{render, SelfMetrics};
 use crate::scrape::{self, Collector, JobFilter, Runtime};
 use crate::server::{self, ServerState};
@@ -147,7 +148,9 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let (config, mappings) = load_all(&g)?;
             init_logging(&config.server.log_level, config.server.log_format);
             let rt = build_runtime(config, mappings, Clock::System)?;
-            serve(rt).await?;
+            let reload_flags = g.clone();
+            let load: Loader = Box::new(move || load_all(&reload_flags));
+            serve(rt, Some((g.config_file.clone(), g.mappings.clone(), load))).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => {
@@ -280,6 +283,19 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(exit_code(failed.is_empty()))
         }
+        Command::HashPassword { cost } => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("reading the password from stdin: {e}"))?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                return Err("no password on stdin: pipe it in, e.g. `read -rs P; printf %s \"$P\" | multicloud-exporter hash-password`".into());
+            }
+            let hash = bcrypt::hash(password, cost).map_err(|e| format!("--cost {cost}: {e}"))?;
+            println!("{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim { estate, latency_ms } => {
             init_logging(g.log_level.as_deref().unwrap_or("info"), LogFormat::Text);
             let estate = match estate {
@@ -315,7 +331,7 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let mappings = load_mappings(&g)?;
             let rt = build_runtime(config, mappings, Clock::System)?;
             info!(simulator = %sim.url(), "demo: simulator started with the built-in estate");
-            serve(rt).await?;
+            serve(rt, None).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -353,8 +369,13 @@ fn print_sim_accounts(sim: &Simulator) {
     println!("point an account at it with: endpoint = \"{}\"", sim.url());
 }
 
-/// Serve `/metrics` until SIGTERM/SIGINT.
-pub async fn serve(rt: Arc<Runtime>) -> Result<(), String> {
+/// Where a served config comes from, for reloads: the config file, the mappings directory and
+/// how to load them.
+pub type ReloadSource = (std::path::PathBuf, Option<std::path::PathBuf>, Loader);
+
+/// Serve `/metrics` until SIGTERM/SIGINT; with a reload source, reload on SIGHUP, on a change
+/// of the files and on `POST /-/reload`.
+pub async fn serve(rt: Arc<Runtime>, reload: Option<ReloadSource>) -> Result<(), String> {
     let addr = rt.config.server.listen;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (choose another with --web.listen-address)")
@@ -366,10 +387,41 @@ pub async fn serve(rt: Arc<Runtime>) -> Result<(), String> {
     rt.membership.spawn_refresher();
     let view = rt.membership.current();
     info!(%addr, accounts = rt.config.accounts.len(), discovery = rt.membership.discovery().as_str(), members = view.membership.members.len(), self_name = %view.membership.self_name, "serving /metrics");
-    let state = ServerState::new(Collector::new(rt));
+    let collector = Collector::new(rt);
+    let state = match reload {
+        None => ServerState::new(collector),
+        Some((config_file, mappings_dir, load)) => {
+            let reloader = Arc::new(Reloader::new(
+                config_file,
+                mappings_dir,
+                load,
+                collector.clone(),
+            ));
+            reloader.spawn_watcher();
+            spawn_sighup_reloads(reloader.clone());
+            ServerState::with_reloader(collector, reloader)
+        }
+    };
     server::run(listener, state, max_connections, server::shutdown_signal())
         .await
         .map_err(|e| format!("server: {e}"))
+}
+
+/// Reload on every SIGHUP.
+fn spawn_sighup_reloads(reloader: Arc<Reloader>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    let _ = reloader.reload("sighup").await;
+                }
+            });
+        }
+        Err(e) => error!(
+            "cannot listen for SIGHUP ({e}); reload with POST /-/reload or by editing the file"
+        ),
+    }
 }
 
 async fn discover(

@@ -113,6 +113,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read a password on stdin and print its bcrypt hash, for [server.admin_auth.users] and
+    /// the web config's basic_auth_users.
+    HashPassword {
+        /// bcrypt cost (4 to 31; each step doubles the work).
+        #[arg(long, default_value_t = 10)]
+        cost: u32,
+    },
     /// Start the simulator and the exporter against it: the first thing to run.
     Demo {
         /// Address of the simulator (default: a free loopback port).

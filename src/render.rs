@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
@@ -89,6 +89,10 @@ pub struct SelfMetrics {
     pub shard_info: IntGaugeVec,
     /// 1 when the last config load succeeded.
     pub config_reload_ok: IntGauge,
+    /// Unix time of the last successful config load.
+    pub config_reload_timestamp: Gauge,
+    /// Reload attempts by trigger and result.
+    pub config_reloads: IntCounterVec,
     /// Scrapes by how they were answered (`collected`, `joined`, `cached`).
     pub scrapes: IntCounterVec,
     /// Monitor calls rejected as too large and split.
@@ -186,6 +190,17 @@ impl SelfMetrics {
             "multicloud_config_last_reload_successful",
             "1 when the last configuration load succeeded.",
         ));
+        let config_reload_timestamp = must(Gauge::new(
+            "multicloud_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load (the start counts as one).",
+        ));
+        let config_reloads = must(IntCounterVec::new(
+            Opts::new(
+                "multicloud_config_reloads_total",
+                "Configuration reloads by trigger (sighup, file_change, http) and result (success, failure: the running configuration stayed).",
+            ),
+            &["trigger", "result"],
+        ));
         let scrapes = must(IntCounterVec::new(
             Opts::new(
                 "multicloud_scrapes_total",
@@ -231,6 +246,8 @@ impl SelfMetrics {
             Box::new(shard_membership_errors.clone()),
             Box::new(shard_info.clone()),
             Box::new(config_reload_ok.clone()),
+            Box::new(config_reload_timestamp.clone()),
+            Box::new(config_reloads.clone()),
             Box::new(scrapes.clone()),
             Box::new(batch_splits.clone()),
             Box::new(unit_mismatches.clone()),
@@ -253,6 +270,8 @@ impl SelfMetrics {
             shard_membership_errors,
             shard_info,
             config_reload_ok,
+            config_reload_timestamp,
+            config_reloads,
             scrapes,
             batch_splits,
             unit_mismatches,

@@ -59,6 +59,24 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// The same metrics, limiters and clock with a new client for other response limits.
+    pub fn with_limits(
+        &self,
+        max_response_bytes: usize,
+        request_timeout: Duration,
+    ) -> Result<Shared, String> {
+        let mut s = Shared::new(
+            self.metrics.clone(),
+            max_response_bytes,
+            request_timeout,
+            self.clock,
+        )?;
+        s.limiters = self.limiters.clone();
+        Ok(s)
+    }
+}
+
 /// An HTTP answer, whatever its status.
 #[derive(Debug)]
 pub struct RawResponse {

@@ -62,7 +62,7 @@ pub enum LogFormat {
 }
 
 /// `[server]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {
     /// Address to listen on (`listen`, default `0.0.0.0:9101`).
     pub listen: SocketAddr,
@@ -95,6 +95,21 @@ pub struct ServerConfig {
     pub log_level: String,
     /// Log format (`log_format`, "text" or "json").
     pub log_format: LogFormat,
+    /// How often the config file's modification time is checked for a reload
+    /// (`reload_interval`, 30s; zero = off).
+    pub reload_interval: Duration,
+    /// The admin API (`[server.admin_auth]`).
+    pub admin_auth: AdminAuth,
+}
+
+/// `[server.admin_auth]`: the admin API (`/api/*`, `POST /-/reload`) and its BasicAuth users.
+/// Enabled without users is a config error: an admin API is never open by default.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AdminAuth {
+    /// Whether the admin API is served (`enabled`, false).
+    pub enabled: bool,
+    /// User name to bcrypt hash (`[server.admin_auth.users]`).
+    pub users: BTreeMap<String, String>,
 }
 
 /// What a shard key covers.
@@ -136,7 +151,7 @@ impl MembershipSource {
 /// `CLUSTER_FILE`, `CLUSTER_DNS_SERVER`, `CLUSTER_WORKERS`/`CLUSTER_INDEX` (or the original's
 /// `EXPORT_SHARD_TOTAL`/`EXPORT_SHARD_INDEX`), and this replica's name from `POD_IP` (headless)
 /// or `POD_NAME`/`HOSTNAME` (file).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
     /// Key level (`shard_by`, "product").
     pub shard_by: ShardBy,
@@ -176,7 +191,7 @@ impl Default for ClusterConfig {
 }
 
 /// One `[[accounts]]` entry.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AccountConfig {
     /// Which cloud.
     pub cloud: Cloud,
@@ -415,6 +430,8 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
             "max_connections",
             "log_level",
             "log_format",
+            "reload_interval",
+            "admin_auth",
         ],
     );
     let listen_s = r
@@ -460,6 +477,10 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
             LogFormat::Text
         }
     };
+    let reload_interval = r
+        .duration(p, t, "reload_interval", true)
+        .unwrap_or(Duration::from_secs(30));
+    let admin_auth = read_admin_auth(r, t);
     if scrape_timeout > scrape_interval {
         r.error(
             "server.scrape_timeout",
@@ -486,7 +507,45 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
         max_connections,
         log_level,
         log_format,
+        reload_interval,
+        admin_auth,
     }
+}
+
+fn read_admin_auth(r: &mut Reader<'_>, server: &toml::Table) -> AdminAuth {
+    let p = "server.admin_auth";
+    let empty = toml::Table::new();
+    let t = r.table("server", server, "admin_auth").unwrap_or(&empty);
+    r.allow_only(p, t, &["enabled", "users"]);
+    let enabled = match t.get("enabled") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => {
+            r.error("server.admin_auth.enabled", "must be true or false");
+            false
+        }
+    };
+    let mut users = BTreeMap::new();
+    let users_t = r.table(p, t, "users").unwrap_or(&empty);
+    for (name, hash) in users_t {
+        let at = format!("server.admin_auth.users.{name}");
+        match hash {
+            toml::Value::String(h) if crate::server::auth::is_bcrypt_hash(h) => {
+                users.insert(name.clone(), h.clone());
+            }
+            _ => r.error(
+                &at,
+                "must be a bcrypt hash (\"$2y$…\", 60 characters), not a password: make one with `htpasswd -nbBC 10 USER PASSWORD` and keep the part after the colon",
+            ),
+        }
+    }
+    if enabled && users_t.is_empty() {
+        r.error(
+            "server.admin_auth.users",
+            "the admin API is enabled without users, which would leave it open to anyone: add [server.admin_auth.users] NAME = \"<bcrypt hash>\", or set enabled = false",
+        );
+    }
+    AdminAuth { enabled, users }
 }
 
 /// Parse a listen address; `:9101` means every interface.
@@ -1008,6 +1067,8 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
             max_connections: 1024,
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            reload_interval: Duration::ZERO,
+            admin_auth: AdminAuth::default(),
         },
         cluster: ClusterConfig::default(),
         accounts: accounts

@@ -372,6 +372,35 @@ fn membership_errors_name_the_key_and_the_fix() {
 }
 
 #[test]
+fn admin_auth_is_closed_unless_given_users_with_bcrypt_hashes() {
+    let c = ok(ACCOUNT);
+    assert!(!c.server.admin_auth.enabled);
+    assert_eq!(c.server.reload_interval, Duration::from_secs(30));
+    let hash = "$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi";
+    let c = ok(&format!(
+        "[server]\nreload_interval = \"0s\"\n[server.admin_auth]\nenabled = true\n[server.admin_auth.users]\nalice = \"{hash}\"\n{ACCOUNT}"
+    ));
+    assert!(c.server.admin_auth.enabled);
+    assert_eq!(c.server.admin_auth.users["alice"], hash);
+    assert_eq!(c.server.reload_interval, Duration::ZERO);
+    let e = errors(&format!("[server.admin_auth]\nenabled = true\n{ACCOUNT}"));
+    assert_eq!(
+        e,
+        vec!["server.admin_auth.users: the admin API is enabled without users, which would leave it open to anyone: add [server.admin_auth.users] NAME = \"<bcrypt hash>\", or set enabled = false"]
+    );
+    let e = errors(&format!(
+        "[server.admin_auth]\nenabled = \"yes\"\n[server.admin_auth.users]\nbob = \"hunter2\"\n{ACCOUNT}"
+    ));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0], "server.admin_auth.enabled: must be true or false");
+    assert!(
+        e[1].starts_with("server.admin_auth.users.bob: must be a bcrypt hash"),
+        "{e:?}"
+    );
+    assert!(!e[1].contains("hunter2"), "the password is echoed: {e:?}");
+}
+
+#[test]
 fn durations_parse() {
     assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
     assert_eq!(parse_duration("1.5m").unwrap(), Duration::from_secs(90));

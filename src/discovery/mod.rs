@@ -165,6 +165,13 @@ where
         }
     }
 
+    /// The cached value of a key and its age, without fetching (for the admin API).
+    pub fn peek(&self, key: &K) -> Option<(V, Duration)> {
+        self.entries
+            .get(key)
+            .map(|e| (e.value.clone(), e.fetched.elapsed()))
+    }
+
     /// Drop entries whose key fails `keep`.
     pub fn retain(&self, keep: impl Fn(&K) -> bool) {
         self.entries.retain(|k, _| keep(k));

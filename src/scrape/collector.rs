@@ -92,6 +92,13 @@ impl Collector {
         *lock(&self.inner.last) = None;
     }
 
+    /// The last finished collection and how long ago it started (for the admin API).
+    pub fn last_collection(&self) -> Option<(Duration, Arc<Snapshot>)> {
+        lock(&self.inner.last)
+            .as_ref()
+            .map(|(at, _, snap)| (at.elapsed(), snap.clone()))
+    }
+
     fn cache_ttl(rt: &Runtime, snapshot: &Snapshot) -> Duration {
         match rt.config.server.result_cache_ttl {
             Some(t) => t,

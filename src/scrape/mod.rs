@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::discovery::{DiscoveryCache, TtlCache};
 use crate::mapping::MappingSet;
 use crate::render::{JobResult, Sample, Snapshot};
+use crate::server::auth::BasicAuth;
 
 /// Long-lived state built from one config: what a collection needs.
 pub struct Runtime {
@@ -33,16 +34,24 @@ pub struct Runtime {
     pub config: Arc<Config>,
     /// The mappings.
     pub mappings: Arc<MappingSet>,
-    /// One provider per account, same order as `config.accounts`.
-    pub providers: Vec<Provider>,
+    /// One provider per account, same order as `config.accounts`; a reload keeps the provider
+    /// (and its metadata caches and credentials) of an account whose settings did not change.
+    pub providers: Vec<Arc<Provider>>,
     /// Discovered resources per (account, region, product).
-    pub discovery: DiscoveryCache,
-    /// Region lists of accounts with `regions = ["*"]`.
-    pub regions: TtlCache<usize, Arc<Vec<String>>>,
+    pub discovery: Arc<DiscoveryCache>,
+    /// Region lists of accounts with `regions = ["*"]`, by [`account_key`].
+    pub regions: Arc<TtlCache<String, Arc<Vec<String>>>>,
     /// HTTP client, limiters, self-metrics, clock.
     pub shared: Shared,
     /// Shard membership, kept current off the scrape path.
     pub membership: Arc<LiveMembership>,
+    /// BasicAuth of the admin API; `None` when the admin API is off.
+    pub admin: Option<Arc<BasicAuth>>,
+}
+
+fn admin_of(config: &Config) -> Option<Arc<BasicAuth>> {
+    let a = &config.server.admin_auth;
+    a.enabled.then(|| Arc::new(BasicAuth::new(a.users.clone())))
 }
 
 impl Runtime {
@@ -55,7 +64,7 @@ impl Runtime {
         let providers = config
             .accounts
             .iter()
-            .map(|a| Provider::new(a, &shared, config.server.discovery_ttl))
+            .map(|a| Arc::new(Provider::new(a, &shared, config.server.discovery_ttl)))
             .collect();
         let ttl = config.server.discovery_ttl;
         let membership = Arc::new(LiveMembership::new(
@@ -64,8 +73,90 @@ impl Runtime {
         )?);
         Ok(Runtime {
             membership,
-            discovery: TtlCache::new("discovery", 100_000, ttl),
-            regions: TtlCache::new("regions", 10_000, ttl),
+            admin: admin_of(&config),
+            discovery: Arc::new(TtlCache::new("discovery", 100_000, ttl)),
+            regions: Arc::new(TtlCache::new("regions", 10_000, ttl)),
+            providers,
+            config,
+            mappings,
+            shared,
+        })
+    }
+
+    /// The runtime of a reloaded config, keeping what is still valid: the HTTP client and the
+    /// limiters (those of removed accounts dropped), the provider and cached resources of every
+    /// account whose settings are unchanged, and the membership when `[cluster]` is unchanged.
+    /// An account that is new or changed (credentials, endpoints, regions…) starts afresh.
+    pub fn reloaded(
+        &self,
+        config: Arc<Config>,
+        mappings: Arc<MappingSet>,
+    ) -> Result<Runtime, String> {
+        let (old, new) = (&self.config.server, &config.server);
+        let same_http = old.request_timeout == new.request_timeout
+            && old.max_response_bytes == new.max_response_bytes;
+        let shared = if same_http {
+            self.shared.clone()
+        } else {
+            self.shared
+                .with_limits(new.max_response_bytes, new.request_timeout)?
+        };
+        let kept_ttl = old.discovery_ttl == new.discovery_ttl && same_http;
+        let unchanged = |a: &crate::config::AccountConfig| {
+            kept_ttl && self.config.accounts.iter().any(|o| o == a)
+        };
+        let configured: HashSet<(Cloud, String)> = config
+            .accounts
+            .iter()
+            .map(|a| (a.cloud, a.account_id.clone()))
+            .collect();
+        shared
+            .limiters
+            .retain_accounts(&|cloud, account| configured.contains(&(cloud, account.to_string())));
+        let providers = config
+            .accounts
+            .iter()
+            .map(|a| match self.config.accounts.iter().position(|o| o == a) {
+                Some(i) if unchanged(a) => self.providers[i].clone(),
+                _ => Arc::new(Provider::new(a, &shared, new.discovery_ttl)),
+            })
+            .collect();
+        let kept: HashSet<String> = config
+            .accounts
+            .iter()
+            .filter(|a| unchanged(a))
+            .map(|a| account_key(a.cloud, &a.account_id))
+            .collect();
+        let (discovery, regions) = if kept_ttl {
+            self.discovery
+                .retain(|(account, _, _)| kept.contains(account));
+            self.regions.retain(|account| kept.contains(account));
+            (self.discovery.clone(), self.regions.clone())
+        } else {
+            let ttl = new.discovery_ttl;
+            (
+                Arc::new(TtlCache::new("discovery", 100_000, ttl)),
+                Arc::new(TtlCache::new("regions", 10_000, ttl)),
+            )
+        };
+        let membership = if self.config.cluster == config.cluster {
+            self.membership.clone()
+        } else {
+            Arc::new(LiveMembership::new(
+                &config.cluster,
+                shared.metrics.clone(),
+            )?)
+        };
+        let admin = if old.admin_auth == new.admin_auth {
+            self.admin.clone()
+        } else {
+            admin_of(&config)
+        };
+        Ok(Runtime {
+            membership,
+            admin,
+            discovery,
+            regions,
             providers,
             config,
             mappings,
@@ -83,6 +174,11 @@ impl Runtime {
             ingestion_delay_s: s.ingestion_delay.as_secs(),
         }
     }
+}
+
+/// The key of an account in the caches that outlive a reload: `cloud|account_id`.
+pub fn account_key(cloud: Cloud, account_id: &str) -> String {
+    format!("{cloud}|{account_id}")
 }
 
 /// Restricts a collection (CLI `once`/`discover` flags); empty fields match everything.
@@ -180,7 +276,9 @@ pub async fn all_jobs(
             let ctx = rt.call_context(deadline);
             match rt
                 .regions
-                .get_or_fetch(i, || async { provider.regions(&ctx).await.map(Arc::new) })
+                .get_or_fetch(account_key(account.cloud, &account.account_id), || async {
+                    provider.regions(&ctx).await.map(Arc::new)
+                })
                 .await
             {
                 Ok(r) => r.to_vec(),
@@ -246,7 +344,7 @@ pub async fn discover_job(
     let provider = &rt.providers[job.account];
     let ctx = rt.call_context(deadline);
     let key = (
-        format!("{}|{}", job.cloud, job.account_id),
+        account_key(job.cloud, &job.account_id),
         job.region.clone(),
         job.product,
     );
@@ -621,7 +719,7 @@ fn update_cache_metrics(rt: &Runtime, results: &[JobResult]) {
     m.cache_entries
         .with_label_values(&["regions"])
         .set(rt.regions.len() as i64);
-    let metadata: usize = rt.providers.iter().map(Provider::metadata_cache_len).sum();
+    let metadata: usize = rt.providers.iter().map(|p| p.metadata_cache_len()).sum();
     m.cache_entries
         .with_label_values(&["metadata"])
         .set(metadata as i64);

@@ -3,6 +3,9 @@
 //! accept queue instead of failing), times out slow request headers, and shuts down gracefully:
 //! connections in flight finish, new ones are refused.
 
+pub mod admin;
+pub mod auth;
+
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +25,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::reload::Reloader;
 use crate::render::render;
 use crate::scrape::Collector;
 
@@ -34,6 +38,8 @@ pub struct ServerState {
     pub collector: Collector,
     /// Set once the exporter can serve scrapes.
     pub ready: AtomicBool,
+    /// Reloads the config (`POST /-/reload`); `None` when the runtime came from no file.
+    pub reloader: Option<Arc<Reloader>>,
 }
 
 impl ServerState {
@@ -42,7 +48,102 @@ impl ServerState {
         Arc::new(ServerState {
             collector,
             ready: AtomicBool::new(true),
+            reloader: None,
         })
+    }
+
+    /// State around a collector whose config `reloader` reloads.
+    pub fn with_reloader(collector: Collector, reloader: Arc<Reloader>) -> Arc<ServerState> {
+        Arc::new(ServerState {
+            collector,
+            ready: AtomicBool::new(true),
+            reloader: Some(reloader),
+        })
+    }
+}
+
+const JSON: &str = "application/json";
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
+    body.push(b'\n');
+    text(status, JSON, body)
+}
+
+/// The admin routes: off unless `[server.admin_auth] enabled`, always behind BasicAuth.
+async fn admin_route(
+    state: &ServerState,
+    method: &Method,
+    path: &str,
+    query: &str,
+    authorization: Option<&str>,
+) -> Response<Full<Bytes>> {
+    let rt = state.collector.runtime();
+    let Some(auth) = rt.admin.clone() else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "the admin API is off: enable it with [server.admin_auth] enabled = true and users with bcrypt hashes\n",
+        );
+    };
+    if !auth.allows(authorization).await {
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "unauthorized\n",
+        );
+        r.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"multicloud-exporter admin\""),
+        );
+        return r;
+    }
+    let bad_request =
+        |e: String| json_response(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": e }));
+    match (method, path) {
+        (&Method::GET, "/api/discovery/status") => match admin::filter_from_query(query) {
+            Ok(f) => json_response(
+                StatusCode::OK,
+                &admin::discovery_status(&rt, &f, state.collector.last_collection()).await,
+            ),
+            Err(e) => bad_request(e),
+        },
+        (&Method::GET, "/api/discovery/resources") => match admin::filter_from_query(query) {
+            Ok(f) => json_response(StatusCode::OK, &admin::discovery_resources(&rt, &f).await),
+            Err(e) => bad_request(e),
+        },
+        (&Method::GET, "/api/cluster") => json_response(StatusCode::OK, &admin::cluster(&rt).await),
+        (&Method::POST, "/-/reload") => match &state.reloader {
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "this exporter was not started from a config file; nothing to reload\n",
+            ),
+            Some(r) => match r.reload("http").await {
+                Ok(report) => {
+                    let mut v = serde_json::to_value(&report).unwrap_or_default();
+                    v["status"] = "success".into();
+                    json_response(StatusCode::OK, &v)
+                }
+                Err(errors) => json_response(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "status": "error", "errors": errors }),
+                ),
+            },
+        },
+        (
+            _,
+            "/api/discovery/status" | "/api/discovery/resources" | "/api/cluster" | "/-/reload",
+        ) => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain; charset=utf-8",
+            "method not allowed\n",
+        ),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            "not found\n",
+        ),
     }
 }
 
@@ -108,6 +209,14 @@ async fn route(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = req.uri().path();
+    if path.starts_with("/api/") || path == "/-/reload" {
+        let authorization = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let query = req.uri().query().unwrap_or("");
+        return Ok(admin_route(&state, req.method(), path, query, authorization).await);
+    }
     let resp = match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
             let rt = state.collector.runtime();

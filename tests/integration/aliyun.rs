@@ -876,6 +876,9 @@ fn readme_documents_every_metric_family() {
         "multicloud_shard_membership_changes_total",
         "multicloud_shard_membership_errors_total",
         "multicloud_shard_info",
+        "multicloud_config_last_reload_successful",
+        "multicloud_config_last_reload_success_timestamp_seconds",
+        "multicloud_config_reloads_total",
     ] {
         assert!(readme.contains(m), "README lacks {m}");
     }

@@ -10,6 +10,8 @@ mod fleet;
 mod huawei;
 mod membership;
 mod moto;
+mod procs;
+mod reload;
 mod tencent;
 
 use std::collections::BTreeSet;

@@ -282,7 +282,7 @@ async fn a_batch_rejected_as_too_large_is_split_and_the_working_size_remembered(
         &[("cloud_provider", "tencent")],
     );
     assert!(splits.is_some_and(|n| n >= 1.0), "{splits:?}");
-    let Provider::Tencent(p) = &h.rt.providers[0] else {
+    let Provider::Tencent(p) = &*h.rt.providers[0] else {
         panic!("not a Tencent provider")
     };
     assert_eq!(p.batch_limit.size(), 10);
