@@ -64,6 +64,22 @@ impl ServerState {
 
 const JSON: &str = "application/json";
 
+fn method_not_allowed() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "text/plain; charset=utf-8",
+        "method not allowed\n",
+    )
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::NOT_FOUND,
+        "text/plain; charset=utf-8",
+        "not found\n",
+    )
+}
+
 fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
     let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
     body.push(b'\n');
@@ -134,16 +150,8 @@ async fn admin_route(
         (
             _,
             "/api/discovery/status" | "/api/discovery/resources" | "/api/cluster" | "/-/reload",
-        ) => text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "method not allowed\n",
-        ),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n",
-        ),
+        ) => method_not_allowed(),
+        _ => not_found(),
     }
 }
 
@@ -279,16 +287,8 @@ async fn route(
         (&Method::GET | &Method::HEAD, "/") => {
             text(StatusCode::OK, "text/html; charset=utf-8", LANDING)
         }
-        (_, "/metrics" | "/healthz" | "/-/ready" | "/") => text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "method not allowed\n",
-        ),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "not found\n",
-        ),
+        (_, "/metrics" | "/healthz" | "/-/ready" | "/") => method_not_allowed(),
+        _ => not_found(),
     };
     Ok(resp)
 }
