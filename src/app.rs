@@ -19,6 +19,7 @@ use crate::mapping::MappingSet;
 use crate::reload::{Loader, Reloader};
 use crate::render::{render, SelfMetrics};
 use crate::scrape::{self, Collector, JobFilter, Runtime};
+use crate::server::web::WebConfig;
 use crate::server::{self, ServerState};
 use crate::sim::estate::Estate;
 use crate::sim::{SimSettings, SimState, Simulator};
@@ -150,13 +151,33 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let rt = build_runtime(config, mappings, Clock::System)?;
             let reload_flags = g.clone();
             let load: Loader = Box::new(move || load_all(&reload_flags));
-            serve(rt, Some((g.config_file.clone(), g.mappings.clone(), load))).await?;
+            let web = web_config(&g)?;
+            serve(
+                rt,
+                Some((g.config_file.clone(), g.mappings.clone(), load)),
+                web,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig => {
             let (config, mappings) = load_all(&g)?;
             let (_, self_name) = cluster::source::Source::from_config(&config.cluster)
                 .map_err(|e| format!("{}: {e}", g.config_file.display()))?;
+            if let Some(w) = web_config(&g)? {
+                let tls = if w.current().tls.is_some() {
+                    "TLS"
+                } else {
+                    "plain HTTP"
+                };
+                println!(
+                    "{}: OK — {tls}",
+                    g.web_config
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""))
+                        .display()
+                );
+            }
             let jobs: usize = config
                 .accounts
                 .iter()
@@ -331,10 +352,15 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let mappings = load_mappings(&g)?;
             let rt = build_runtime(config, mappings, Clock::System)?;
             info!(simulator = %sim.url(), "demo: simulator started with the built-in estate");
-            serve(rt, None).await?;
+            let web = web_config(&g)?;
+            serve(rt, None, web).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn web_config(g: &GlobalArgs) -> Result<Option<WebConfig>, String> {
+    g.web_config.as_deref().map(WebConfig::load).transpose()
 }
 
 fn pretty(v: &serde_json::Value) -> Result<String, String> {
@@ -375,7 +401,11 @@ pub type ReloadSource = (std::path::PathBuf, Option<std::path::PathBuf>, Loader)
 
 /// Serve `/metrics` until SIGTERM/SIGINT; with a reload source, reload on SIGHUP, on a change
 /// of the files and on `POST /-/reload`.
-pub async fn serve(rt: Arc<Runtime>, reload: Option<ReloadSource>) -> Result<(), String> {
+pub async fn serve(
+    rt: Arc<Runtime>,
+    reload: Option<ReloadSource>,
+    web: Option<WebConfig>,
+) -> Result<(), String> {
     let addr = rt.config.server.listen;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (choose another with --web.listen-address)")
@@ -388,20 +418,18 @@ pub async fn serve(rt: Arc<Runtime>, reload: Option<ReloadSource>) -> Result<(),
     let view = rt.membership.current();
     info!(%addr, accounts = rt.config.accounts.len(), discovery = rt.membership.discovery().as_str(), members = view.membership.members.len(), self_name = %view.membership.self_name, "serving /metrics");
     let collector = Collector::new(rt);
-    let state = match reload {
-        None => ServerState::new(collector),
-        Some((config_file, mappings_dir, load)) => {
-            let reloader = Arc::new(Reloader::new(
-                config_file,
-                mappings_dir,
-                load,
-                collector.clone(),
-            ));
-            reloader.spawn_watcher();
-            spawn_sighup_reloads(reloader.clone());
-            ServerState::with_reloader(collector, reloader)
-        }
-    };
+    let reloader = reload.map(|(config_file, mappings_dir, load)| {
+        let reloader = Arc::new(Reloader::new(
+            config_file,
+            mappings_dir,
+            load,
+            collector.clone(),
+        ));
+        reloader.spawn_watcher();
+        spawn_sighup_reloads(reloader.clone());
+        reloader
+    });
+    let state = ServerState::with_reloader(collector, reloader, web.map(Arc::new));
     server::run(listener, state, max_connections, server::shutdown_signal())
         .await
         .map_err(|e| format!("server: {e}"))

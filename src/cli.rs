@@ -36,6 +36,10 @@ pub struct GlobalArgs {
     /// Address to listen on (overrides server.listen); `demo` and `sim` take it too.
     #[arg(long = "web.listen-address", global = true)]
     pub listen: Option<String>,
+    /// Web config file (the Prometheus exporter-toolkit's YAML: tls_server_config,
+    /// basic_auth_users, http_server_config); re-read when it or its certificates change.
+    #[arg(long = "web.config.file", global = true)]
+    pub web_config: Option<PathBuf>,
     /// Log level: error, warn, info, debug, trace (overrides server.log_level).
     #[arg(long = "log.level", global = true)]
     pub log_level: Option<String>,

@@ -100,6 +100,9 @@ pub struct ServerConfig {
     pub reload_interval: Duration,
     /// The admin API (`[server.admin_auth]`).
     pub admin_auth: AdminAuth,
+    /// Serve `/healthz` and `/-/ready` without the web config's BasicAuth, for Kubernetes
+    /// probes (`probes_without_auth`, false).
+    pub probes_without_auth: bool,
 }
 
 /// `[server.admin_auth]`: the admin API (`/api/*`, `POST /-/reload`) and its BasicAuth users.
@@ -432,6 +435,7 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
             "log_format",
             "reload_interval",
             "admin_auth",
+            "probes_without_auth",
         ],
     );
     let listen_s = r
@@ -481,6 +485,14 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
         .duration(p, t, "reload_interval", true)
         .unwrap_or(Duration::from_secs(30));
     let admin_auth = read_admin_auth(r, t);
+    let probes_without_auth = match t.get("probes_without_auth") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => {
+            r.error("server.probes_without_auth", "must be true or false");
+            false
+        }
+    };
     if scrape_timeout > scrape_interval {
         r.error(
             "server.scrape_timeout",
@@ -509,6 +521,7 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
         log_format,
         reload_interval,
         admin_auth,
+        probes_without_auth,
     }
 }
 
@@ -1069,6 +1082,7 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
             log_format: LogFormat::Text,
             reload_interval: Duration::ZERO,
             admin_auth: AdminAuth::default(),
+            probes_without_auth: false,
         },
         cluster: ClusterConfig::default(),
         accounts: accounts

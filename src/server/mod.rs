@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod web;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::reload::Reloader;
 use crate::render::render;
 use crate::scrape::Collector;
+use web::{WebConfig, WebSettings};
 
 /// Prometheus text exposition content type.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -40,6 +42,8 @@ pub struct ServerState {
     pub ready: AtomicBool,
     /// Reloads the config (`POST /-/reload`); `None` when the runtime came from no file.
     pub reloader: Option<Arc<Reloader>>,
+    /// TLS, BasicAuth and headers from `--web.config.file`.
+    pub web: Option<Arc<WebConfig>>,
 }
 
 impl ServerState {
@@ -49,15 +53,22 @@ impl ServerState {
             collector,
             ready: AtomicBool::new(true),
             reloader: None,
+            web: None,
         })
     }
 
-    /// State around a collector whose config `reloader` reloads.
-    pub fn with_reloader(collector: Collector, reloader: Arc<Reloader>) -> Arc<ServerState> {
+    /// State around a collector whose config `reloader` reloads, served with the settings of
+    /// a web config file.
+    pub fn with_reloader(
+        collector: Collector,
+        reloader: Option<Arc<Reloader>>,
+        web: Option<Arc<WebConfig>>,
+    ) -> Arc<ServerState> {
         Arc::new(ServerState {
             collector,
             ready: AtomicBool::new(true),
-            reloader: Some(reloader),
+            reloader,
+            web,
         })
     }
 }
@@ -103,16 +114,7 @@ async fn admin_route(
         );
     };
     if !auth.allows(authorization).await {
-        let mut r = text(
-            StatusCode::UNAUTHORIZED,
-            "text/plain; charset=utf-8",
-            "unauthorized\n",
-        );
-        r.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"multicloud-exporter admin\""),
-        );
-        return r;
+        return unauthorized("multicloud-exporter admin");
     }
     let bad_request =
         |e: String| json_response(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": e }));
@@ -212,10 +214,52 @@ const LANDING: &str = r#"<!DOCTYPE html>
 </ul></body></html>
 "#;
 
+/// Answer a request under the web config's BasicAuth and headers.
 async fn route(
     state: Arc<ServerState>,
+    web: Option<Arc<WebSettings>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path();
+    let admin = path.starts_with("/api/") || path == "/-/reload";
+    let probe = matches!(path, "/healthz" | "/-/ready");
+    // The admin routes check their own users ([server.admin_auth]); probes may be exempt.
+    let exempt = admin || (probe && state.collector.runtime().config.server.probes_without_auth);
+    let mut resp = match web.as_ref().and_then(|w| w.basic_auth.clone()) {
+        Some(auth) if !exempt => {
+            let authorization = req
+                .headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if auth.allows(authorization).await {
+                answer(&state, req).await
+            } else {
+                unauthorized("multicloud-exporter")
+            }
+        }
+        _ => answer(&state, req).await,
+    };
+    if let Some(w) = &web {
+        for (name, value) in &w.headers {
+            resp.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(resp)
+}
+
+fn unauthorized(realm: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(
+        StatusCode::UNAUTHORIZED,
+        "text/plain; charset=utf-8",
+        "unauthorized\n",
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\"")) {
+        r.headers_mut().insert(hyper::header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
+async fn answer(state: &ServerState, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path.starts_with("/api/") || path == "/-/reload" {
         let authorization = req
@@ -223,7 +267,7 @@ async fn route(
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
         let query = req.uri().query().unwrap_or("");
-        return Ok(admin_route(&state, req.method(), path, query, authorization).await);
+        return admin_route(state, req.method(), path, query, authorization).await;
     }
     let resp = match (req.method(), path) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
@@ -290,7 +334,33 @@ async fn route(
         (_, "/metrics" | "/healthz" | "/-/ready" | "/") => method_not_allowed(),
         _ => not_found(),
     };
-    Ok(resp)
+    resp
+}
+
+/// Longest TLS handshake before the connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve HTTP/1.1 on one connection (plain or TLS) until it closes or the server shuts down.
+async fn serve_connection<I>(
+    io: TokioIo<I>,
+    state: Arc<ServerState>,
+    web: Option<Arc<WebSettings>>,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: std::net::SocketAddr,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .keep_alive(true)
+        .serve_connection(
+            io,
+            service_fn(move |req| route(state.clone(), web.clone(), req)),
+        );
+    if let Err(e) = watcher.watch(conn).await {
+        debug!(%peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// Serve until `shutdown` completes, then let open connections finish (up to 10 s).
@@ -323,18 +393,22 @@ pub async fn run(
             _ = &mut shutdown => break,
         };
         let state = state.clone();
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(10))
-            .keep_alive(true)
-            .serve_connection(
-                TokioIo::new(stream),
-                service_fn(move |req| route(state.clone(), req)),
-            );
-        let conn = graceful.watch(conn);
+        let web = state.web.as_ref().map(|w| w.current());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                debug!(%peer, error = %e, "connection ended with an error");
+            match web.as_ref().and_then(|w| w.tls.clone()) {
+                None => serve_connection(TokioIo::new(stream), state, web, watcher, peer).await,
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => {
+                            serve_connection(TokioIo::new(stream), state, web, watcher, peer).await
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake refused"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
             drop(permit);
         });

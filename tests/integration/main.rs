@@ -13,6 +13,7 @@ mod moto;
 mod procs;
 mod reload;
 mod tencent;
+mod tls;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
