@@ -65,9 +65,10 @@ fn apply_flags(config: &mut Config, g: &GlobalArgs) -> Result<(), String> {
         config.server.log_format = match f.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
+            "logfmt" => LogFormat::Logfmt,
             other => {
                 return Err(format!(
-                    "--log.format: {other:?} is not a log format: use text or json"
+                    "--log.format: {other:?} is not a log format: use text, json or logfmt"
                 ))
             }
         };
@@ -76,15 +77,7 @@ fn apply_flags(config: &mut Config, g: &GlobalArgs) -> Result<(), String> {
 }
 
 fn init_logging(level: &str, format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    crate::logging::init(level, format);
 }
 
 fn filter_of(f: &FilterArgs) -> Result<JobFilter, String> {

@@ -43,7 +43,7 @@ pub struct GlobalArgs {
     /// Log level: error, warn, info, debug, trace (overrides server.log_level).
     #[arg(long = "log.level", global = true)]
     pub log_level: Option<String>,
-    /// Log format: text or json (overrides server.log_format).
+    /// Log format: text, json or logfmt (overrides server.log_format).
     #[arg(long = "log.format", global = true)]
     pub log_format: Option<String>,
 }

@@ -15,6 +15,7 @@
 //! - [`render`]: samples -> fresh registry -> exposition text; the self-metrics registry.
 //! - [`server`]: the hyper HTTP server and its routes.
 //! - [`sim`]: the cloud simulator used by `demo`, `sim`, tests and benchmarks.
+//! - [`logging`]: log formats (text, json, logfmt) and the level filter.
 //! - [`reload`]: hot reload of the config and mappings (SIGHUP, file change, `POST /-/reload`).
 //! - [`cost`]: API calls per scrape and per month, per cloud, API and replica (`plan`, `shard`).
 //! - [`app`]: wiring: builds the long-lived state from a config and runs the subcommands.
@@ -32,6 +33,7 @@ pub mod cluster;
 pub mod config;
 pub mod cost;
 pub mod discovery;
+pub mod logging;
 pub mod mapping;
 pub mod reload;
 pub mod render;

@@ -57,8 +57,12 @@ pub struct Config {
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON object per line.
     Json,
+    /// `key=value` pairs per line.
+    Logfmt,
 }
 
 /// `[server]`.
@@ -93,7 +97,7 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Log level filter (`log_level`, "info").
     pub log_level: String,
-    /// Log format (`log_format`, "text" or "json").
+    /// Log format (`log_format`, "text", "json" or "logfmt").
     pub log_format: LogFormat,
     /// How often the config file's modification time is checked for a reload
     /// (`reload_interval`, 30s; zero = off).
@@ -473,10 +477,11 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
     let log_format = match r.string(p, t, "log_format").as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,
+        Some("logfmt") => LogFormat::Logfmt,
         Some(other) => {
             r.error(
                 "server.log_format",
-                &format!("{other:?} is not a log format: use \"text\" or \"json\""),
+                &format!("{other:?} is not a log format: use \"text\", \"json\" or \"logfmt\""),
             );
             LogFormat::Text
         }

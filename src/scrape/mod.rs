@@ -694,20 +694,47 @@ pub async fn collect_jobs(
     }
 }
 
-/// One log line per (account, error class) per scrape, however many jobs failed with it: an
-/// expired key must not flood the log with a line per region and product.
+/// Each failed job once per scrape, with its error class, the API, the cloud's error code and
+/// request id (for the cloud's support). Auth errors are the exception: one line per account,
+/// with the number of jobs, since an expired key fails every job of the account at once and a
+/// line per region and product would bury everything else.
 fn log_failures(results: &[JobResult]) {
-    let mut by_class: BTreeMap<(Cloud, String, ErrorClass), (usize, &CloudError)> = BTreeMap::new();
+    let mut auth: BTreeMap<(Cloud, String), (usize, &CloudError)> = BTreeMap::new();
     for r in results {
-        if let Some(e) = &r.error {
-            by_class
-                .entry((r.cloud, r.account_id.clone(), e.class))
+        let Some(e) = &r.error else {
+            continue;
+        };
+        if e.class == ErrorClass::AuthError {
+            auth.entry((r.cloud, r.account_id.clone()))
                 .or_insert((0, e))
                 .0 += 1;
+            continue;
         }
+        warn!(
+            cloud = %r.cloud,
+            account = %r.account_id,
+            region = %r.region,
+            product = %r.product,
+            class = %e.class,
+            api = %e.api,
+            code = e.code.as_deref().unwrap_or(""),
+            request_id = e.request_id.as_deref().unwrap_or(""),
+            error = %e,
+            "job failed"
+        );
     }
-    for ((cloud, account, class), (jobs, first)) in by_class {
-        warn!(%cloud, %account, %class, jobs, first_error = %first, "jobs failed in this scrape");
+    for ((cloud, account), (jobs, first)) in auth {
+        warn!(
+            %cloud,
+            %account,
+            class = %first.class,
+            jobs,
+            api = %first.api,
+            code = first.code.as_deref().unwrap_or(""),
+            request_id = first.request_id.as_deref().unwrap_or(""),
+            error = %first,
+            "jobs failed: the account's credentials were refused"
+        );
     }
 }
 

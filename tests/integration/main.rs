@@ -8,6 +8,7 @@ mod aws;
 mod cost;
 mod fleet;
 mod huawei;
+mod logs;
 mod membership;
 mod moto;
 mod procs;
