@@ -49,27 +49,14 @@ async fn secrets_never_reach_the_logs() {
         format!("basic_auth_users:\n  prometheus: \"{scrape_hash}\"\n"),
     )
     .unwrap();
-    let web = fleet.dir.join("web.yml");
     let mut logs = String::new();
     for format in ["text", "json", "logfmt"] {
         let addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-        let e = Proc::start(
+        let e = fleet.serve_with_web(
             &format!("exporter-{format}"),
-            &fleet.dir,
-            &[
-                "serve",
-                "--config.file",
-                config.to_str().unwrap(),
-                "--web.listen-address",
-                &addr,
-                "--web.config.file",
-                web.to_str().unwrap(),
-                "--log.level",
-                "trace",
-                "--log.format",
-                format,
-            ],
-            &[],
+            &addr,
+            &config,
+            &["--log.level", "trace", "--log.format", format],
         );
         let c = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))

@@ -212,6 +212,28 @@ impl Fleet {
         text
     }
 
+    /// `serve` on `addr` with `config`, the fleet's `web.yml` and `extra` arguments.
+    pub(crate) fn serve_with_web(
+        &self,
+        name: &str,
+        addr: &str,
+        config: &Path,
+        extra: &[&str],
+    ) -> Proc {
+        let web = self.dir.join("web.yml");
+        let mut args = vec![
+            "serve",
+            "--config.file",
+            config.to_str().unwrap(),
+            "--web.listen-address",
+            addr,
+            "--web.config.file",
+            web.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Proc::start(name, &self.dir, &args, &[])
+    }
+
     pub(crate) fn exporter(
         &self,
         name: &str,

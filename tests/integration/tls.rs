@@ -152,21 +152,7 @@ async fn tls_with_client_certificates_and_basic_auth_and_a_rotated_certificate()
     .unwrap();
     let config = small_config(&fleet, "");
     let addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-    let web = fleet.dir.join("web.yml");
-    let e = Proc::start(
-        "exporter",
-        &fleet.dir,
-        &[
-            "serve",
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            &addr,
-            "--web.config.file",
-            web.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let e = fleet.serve_with_web("exporter", &addr, &config, &[]);
     let https = format!("https://localhost:{}", addr.rsplit(':').next().unwrap());
     let good = pki.client(true);
     wait_for("the TLS exporter", &[&e], || async {
@@ -243,21 +229,7 @@ async fn probes_may_skip_basic_auth_and_client_certificates_may_be_optional() {
     .unwrap();
     let config = small_config(&fleet, "probes_without_auth = true");
     let addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-    let web = fleet.dir.join("web.yml");
-    let e = Proc::start(
-        "exporter",
-        &fleet.dir,
-        &[
-            "serve",
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            &addr,
-            "--web.config.file",
-            web.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let e = fleet.serve_with_web("exporter", &addr, &config, &[]);
     let https = format!("https://localhost:{}", addr.rsplit(':').next().unwrap());
     let anonymous = pki.client(false);
     wait_for("the TLS exporter", &[&e], || async {
@@ -315,21 +287,7 @@ async fn a_real_prometheus_scrapes_over_tls_with_basic_auth() {
     let config = small_config(&fleet, "");
     let port = free_port("127.0.0.1");
     let addr = format!("127.0.0.1:{port}");
-    let web = fleet.dir.join("web.yml");
-    let e = Proc::start(
-        "exporter",
-        &fleet.dir,
-        &[
-            "serve",
-            "--config.file",
-            config.to_str().unwrap(),
-            "--web.listen-address",
-            &addr,
-            "--web.config.file",
-            web.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let e = fleet.serve_with_web("exporter", &addr, &config, &[]);
     let d = fleet.dir.display();
     std::fs::write(
         fleet.dir.join("prometheus.yml"),
