@@ -158,7 +158,7 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
             let (_, self_name) = cluster::source::Source::from_config(&config.cluster)
                 .map_err(|e| format!("{}: {e}", g.config_file.display()))?;
             if let Some(w) = web_config(&g)? {
-                let tls = if w.current().tls.is_some() {
+                let tls = if w.current()?.tls.is_some() {
                     "TLS"
                 } else {
                     "plain HTTP"
@@ -399,6 +399,12 @@ pub async fn serve(
     reload: Option<ReloadSource>,
     web: Option<WebConfig>,
 ) -> Result<(), String> {
+    // SIGHUP's default action ends the process: take it over before anything slow (binding,
+    // the first membership lookup), so a reload sent during the start is kept for later.
+    let hangups = match &reload {
+        Some(_) => Some(hangup_signals()?),
+        None => None,
+    };
     let addr = rt.config.server.listen;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         format!("cannot listen on {addr}: {e} (choose another with --web.listen-address)")
@@ -419,7 +425,9 @@ pub async fn serve(
             collector.clone(),
         ));
         reloader.spawn_watcher();
-        spawn_sighup_reloads(reloader.clone());
+        if let Some(hangups) = hangups {
+            spawn_sighup_reloads(reloader.clone(), hangups);
+        }
         reloader
     });
     let state = ServerState::with_reloader(collector, reloader, web.map(Arc::new));
@@ -428,21 +436,18 @@ pub async fn serve(
         .map_err(|e| format!("server: {e}"))
 }
 
-/// Reload on every SIGHUP.
-fn spawn_sighup_reloads(reloader: Arc<Reloader>) {
+fn hangup_signals() -> Result<tokio::signal::unix::Signal, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    let _ = reloader.reload("sighup").await;
-                }
-            });
+    signal(SignalKind::hangup()).map_err(|e| format!("cannot listen for SIGHUP: {e}"))
+}
+
+/// Reload on every SIGHUP.
+fn spawn_sighup_reloads(reloader: Arc<Reloader>, mut hangups: tokio::signal::unix::Signal) {
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let _ = reloader.reload("sighup").await;
         }
-        Err(e) => error!(
-            "cannot listen for SIGHUP ({e}); reload with POST /-/reload or by editing the file"
-        ),
-    }
+    });
 }
 
 async fn discover(

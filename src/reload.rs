@@ -126,9 +126,9 @@ impl Reloader {
         let built = (self.load)().and_then(|(config, mappings)| {
             let report = report(&old.config, &config);
             old.reloaded(Arc::new(config), Arc::new(mappings))
-                .map(|rt| (rt, report))
+                .map(|(rt, stale)| (rt, stale, report))
         });
-        let (rt, report) = match built {
+        let (rt, stale, report) = match built {
             Ok(x) => x,
             Err(e) => {
                 let errors: Vec<String> = e.lines().map(str::to_string).collect();
@@ -147,6 +147,7 @@ impl Reloader {
             rt.membership.spawn_refresher();
         }
         self.collector.replace_runtime(rt);
+        stale.drop_now();
         metrics.config_reload_ok.set(1);
         metrics.config_reload_timestamp.set(unix_now());
         metrics

@@ -16,8 +16,9 @@ use crate::render::Snapshot;
 
 type InFlight = Shared<BoxFuture<'static, Arc<Snapshot>>>;
 
-/// A finished collection: when it started, the membership it was made under, its result.
-type LastCollection = (Instant, Arc<View>, Arc<Snapshot>);
+/// A finished collection: when it started, the runtime (config and mappings) and membership it
+/// was made under, its result. It is reused only while both are still the ones in force.
+type LastCollection = (Instant, Arc<Runtime>, Arc<View>, Arc<Snapshot>);
 
 /// How a scrape was answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +44,8 @@ impl ScrapeSource {
 
 struct Inner {
     runtime: RwLock<Arc<Runtime>>,
-    in_flight: Mutex<Option<(u64, InFlight)>>,
+    /// The collection in flight: its generation, its runtime, its result to come.
+    in_flight: Mutex<Option<(u64, Arc<Runtime>, InFlight)>>,
     /// The last collection.
     last: Mutex<Option<LastCollection>>,
     generation: Mutex<u64>,
@@ -96,7 +98,7 @@ impl Collector {
     pub fn last_collection(&self) -> Option<(Duration, Arc<Snapshot>)> {
         lock(&self.inner.last)
             .as_ref()
-            .map(|(at, _, snap)| (at.elapsed(), snap.clone()))
+            .map(|(at, _, _, snap)| (at.elapsed(), snap.clone()))
     }
 
     fn cache_ttl(rt: &Runtime, snapshot: &Snapshot) -> Duration {
@@ -106,26 +108,34 @@ impl Collector {
         }
     }
 
-    /// A snapshot for a scrape with this deadline.
-    pub async fn snapshot(&self, deadline: Instant) -> (Arc<Snapshot>, ScrapeSource) {
+    /// A snapshot for a scrape with this deadline, and the runtime it was collected with (whose
+    /// mappings render it).
+    pub async fn snapshot(&self, deadline: Instant) -> (Arc<Snapshot>, ScrapeSource, Arc<Runtime>) {
         let rt = self.runtime();
         let view = rt.membership.current();
-        if let Some((at, made_under, snap)) = lock(&self.inner.last).clone() {
-            // A result collected under another membership covers another share: not reused.
-            if Arc::ptr_eq(&made_under, &view) && at.elapsed() < Self::cache_ttl(&rt, &snap) {
+        // A result collected under another config or membership covers another estate or share:
+        // it is not reused.
+        let current = |made_rt: &Arc<Runtime>, made_under: &Arc<View>| {
+            Arc::ptr_eq(made_rt, &rt) && Arc::ptr_eq(made_under, &view)
+        };
+        if let Some((at, made_rt, made_under, snap)) = lock(&self.inner.last).clone() {
+            if current(&made_rt, &made_under) && at.elapsed() < Self::cache_ttl(&rt, &snap) {
                 rt.shared
                     .metrics
                     .scrapes
                     .with_label_values(&["cached"])
                     .inc();
-                return (snap, ScrapeSource::Cached);
+                return (snap, ScrapeSource::Cached, rt);
             }
         }
         let (fut, source) = {
             let mut slot = lock(&self.inner.in_flight);
             match slot.as_ref() {
-                Some((_, f)) => (f.clone(), ScrapeSource::Joined),
-                None => {
+                Some((_, slot_rt, f)) if Arc::ptr_eq(slot_rt, &rt) => {
+                    (f.clone(), ScrapeSource::Joined)
+                }
+                // Nothing in flight, or a collection of a replaced config: a new one.
+                _ => {
                     let generation = {
                         let mut g = lock(&self.inner.generation);
                         *g += 1;
@@ -133,6 +143,7 @@ impl Collector {
                     };
                     let inner = self.inner.clone();
                     let rt2 = rt.clone();
+                    let rt2_for_last = rt.clone();
                     let made_under = view.clone();
                     let handle = tokio::spawn(async move {
                         // Frees the slot however the task ends, a panic included.
@@ -147,7 +158,8 @@ impl Collector {
                                 .instrument(span)
                                 .await,
                         );
-                        *lock(&inner.last) = Some((started, made_under, snap.clone()));
+                        *lock(&inner.last) =
+                            Some((started, rt2_for_last, made_under, snap.clone()));
                         snap
                     });
                     let fut: InFlight = async move {
@@ -158,7 +170,7 @@ impl Collector {
                     }
                     .boxed()
                     .shared();
-                    *slot = Some((generation, fut.clone()));
+                    *slot = Some((generation, rt.clone(), fut.clone()));
                     (fut, ScrapeSource::Collected)
                 }
             }
@@ -170,18 +182,18 @@ impl Collector {
             .inc();
         if source == ScrapeSource::Collected {
             // The collection itself stops at this scrape's deadline.
-            return (fut.await, source);
+            return (fut.await, source, rt);
         }
         // A joiner may have a shorter deadline than the collection it joined: it waits only
         // until its own, then answers with the previous result (or nothing) rather than late.
         match tokio::time::timeout_at(deadline, fut).await {
-            Ok(snap) => (snap, source),
+            Ok(snap) => (snap, source, rt),
             Err(_) => {
                 let previous = lock(&self.inner.last)
                     .clone()
-                    .filter(|(_, made_under, _)| Arc::ptr_eq(made_under, &view))
-                    .map(|(_, _, s)| s);
-                (previous.unwrap_or_default(), source)
+                    .filter(|(_, made_rt, made_under, _)| current(made_rt, made_under))
+                    .map(|(_, _, _, s)| s);
+                (previous.unwrap_or_default(), source, rt)
             }
         }
     }
@@ -205,7 +217,7 @@ struct ClearSlot {
 impl Drop for ClearSlot {
     fn drop(&mut self) {
         let mut slot = lock(&self.inner.in_flight);
-        if slot.as_ref().is_some_and(|(g, _)| *g == self.generation) {
+        if slot.as_ref().is_some_and(|(g, _, _)| *g == self.generation) {
             *slot = None;
         }
     }

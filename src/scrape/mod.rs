@@ -39,14 +39,49 @@ pub struct Runtime {
     pub providers: Vec<Arc<Provider>>,
     /// Discovered resources per (account, region, product).
     pub discovery: Arc<DiscoveryCache>,
-    /// Region lists of accounts with `regions = ["*"]`, by [`account_key`].
+    /// Region lists of accounts with `regions = ["*"]`, by [`Runtime::account_key`].
     pub regions: Arc<TtlCache<String, Arc<Vec<String>>>>,
+    /// Per account (same order as `config.accounts`), the epoch its cache entries are filed
+    /// under: kept by a reload when the account is unchanged, new otherwise, so entries made
+    /// with old settings (even by a collection still finishing on the old runtime) are never
+    /// served to the new one.
+    pub account_epochs: Vec<u64>,
     /// HTTP client, limiters, self-metrics, clock.
     pub shared: Shared,
     /// Shard membership, kept current off the scrape path.
     pub membership: Arc<LiveMembership>,
     /// BasicAuth of the admin API; `None` when the admin API is off.
     pub admin: Option<Arc<BasicAuth>>,
+}
+
+/// Epochs of account cache entries, unique in the process.
+static NEXT_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn new_epoch() -> u64 {
+    NEXT_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// What a reload made obsolete in the caches and limiters the old and new runtimes share:
+/// dropped once the new runtime is in force ([`Stale::drop_now`]), not before, so a reload that
+/// fails or is abandoned changes nothing.
+pub struct Stale {
+    discovery: Arc<DiscoveryCache>,
+    regions: Arc<TtlCache<String, Arc<Vec<String>>>>,
+    limiters: Arc<crate::cloud::limiter::Limiters>,
+    keys: HashSet<String>,
+    configured: HashSet<(Cloud, String)>,
+}
+
+impl Stale {
+    /// Drop the cache entries of removed and changed accounts and the limiters of removed ones.
+    pub fn drop_now(self) {
+        self.discovery
+            .retain(|(account, _, _)| self.keys.contains(account));
+        self.regions.retain(|account| self.keys.contains(account));
+        let configured = &self.configured;
+        self.limiters
+            .retain_accounts(&|cloud, account| configured.contains(&(cloud, account.to_string())));
+    }
 }
 
 fn admin_of(config: &Config) -> Option<Arc<BasicAuth>> {
@@ -71,8 +106,10 @@ impl Runtime {
             &config.cluster,
             shared.metrics.clone(),
         )?);
+        let account_epochs = config.accounts.iter().map(|_| new_epoch()).collect();
         Ok(Runtime {
             membership,
+            account_epochs,
             admin: admin_of(&config),
             discovery: Arc::new(TtlCache::new("discovery", 100_000, ttl)),
             regions: Arc::new(TtlCache::new("regions", 10_000, ttl)),
@@ -84,14 +121,16 @@ impl Runtime {
     }
 
     /// The runtime of a reloaded config, keeping what is still valid: the HTTP client and the
-    /// limiters (those of removed accounts dropped), the provider and cached resources of every
-    /// account whose settings are unchanged, and the membership when `[cluster]` is unchanged.
-    /// An account that is new or changed (credentials, endpoints, regions…) starts afresh.
+    /// limiters, the provider and cached resources of every account whose settings are
+    /// unchanged (when the discovery TTL and HTTP limits are unchanged too), and the membership
+    /// when `[cluster]` is unchanged. An account that is new or changed (credentials, endpoints,
+    /// regions…) starts afresh. Nothing shared is changed here: the entries made obsolete are
+    /// dropped by the returned [`Stale`] once the new runtime is in force.
     pub fn reloaded(
         &self,
         config: Arc<Config>,
         mappings: Arc<MappingSet>,
-    ) -> Result<Runtime, String> {
+    ) -> Result<(Runtime, Stale), String> {
         let (old, new) = (&self.config.server, &config.server);
         let same_http = old.request_timeout == new.request_timeout
             && old.max_response_bytes == new.max_response_bytes;
@@ -102,35 +141,30 @@ impl Runtime {
                 .with_limits(new.max_response_bytes, new.request_timeout)?
         };
         let kept_ttl = old.discovery_ttl == new.discovery_ttl && same_http;
-        let unchanged = |a: &crate::config::AccountConfig| {
-            kept_ttl && self.config.accounts.iter().any(|o| o == a)
+        let previous = |a: &crate::config::AccountConfig| {
+            self.config
+                .accounts
+                .iter()
+                .position(|o| o == a)
+                .filter(|_| kept_ttl)
         };
-        let configured: HashSet<(Cloud, String)> = config
-            .accounts
-            .iter()
-            .map(|a| (a.cloud, a.account_id.clone()))
-            .collect();
-        shared
-            .limiters
-            .retain_accounts(&|cloud, account| configured.contains(&(cloud, account.to_string())));
         let providers = config
             .accounts
             .iter()
-            .map(|a| match self.config.accounts.iter().position(|o| o == a) {
-                Some(i) if unchanged(a) => self.providers[i].clone(),
-                _ => Arc::new(Provider::new(a, &shared, new.discovery_ttl)),
+            .map(|a| match previous(a) {
+                Some(i) => self.providers[i].clone(),
+                None => Arc::new(Provider::new(a, &shared, new.discovery_ttl)),
             })
             .collect();
-        let kept: HashSet<String> = config
+        let account_epochs: Vec<u64> = config
             .accounts
             .iter()
-            .filter(|a| unchanged(a))
-            .map(|a| account_key(a.cloud, &a.account_id))
+            .map(|a| match previous(a) {
+                Some(i) => self.account_epochs[i],
+                None => new_epoch(),
+            })
             .collect();
         let (discovery, regions) = if kept_ttl {
-            self.discovery
-                .retain(|(account, _, _)| kept.contains(account));
-            self.regions.retain(|account| kept.contains(account));
             (self.discovery.clone(), self.regions.clone())
         } else {
             let ttl = new.discovery_ttl;
@@ -139,6 +173,12 @@ impl Runtime {
                 Arc::new(TtlCache::new("regions", 10_000, ttl)),
             )
         };
+        let admin = if old.admin_auth == new.admin_auth {
+            self.admin.clone()
+        } else {
+            admin_of(&config)
+        };
+        // The last step that can fail.
         let membership = if self.config.cluster == config.cluster {
             self.membership.clone()
         } else {
@@ -147,13 +187,26 @@ impl Runtime {
                 shared.metrics.clone(),
             )?)
         };
-        let admin = if old.admin_auth == new.admin_auth {
-            self.admin.clone()
-        } else {
-            admin_of(&config)
+        let keys = config
+            .accounts
+            .iter()
+            .zip(&account_epochs)
+            .map(|(a, e)| epoch_key(a.cloud, &a.account_id, *e))
+            .collect();
+        let stale = Stale {
+            discovery: discovery.clone(),
+            regions: regions.clone(),
+            limiters: shared.limiters.clone(),
+            keys,
+            configured: config
+                .accounts
+                .iter()
+                .map(|a| (a.cloud, a.account_id.clone()))
+                .collect(),
         };
-        Ok(Runtime {
+        let rt = Runtime {
             membership,
+            account_epochs,
             admin,
             discovery,
             regions,
@@ -161,7 +214,14 @@ impl Runtime {
             config,
             mappings,
             shared,
-        })
+        };
+        Ok((rt, stale))
+    }
+
+    /// The key of an account's entries in the caches that outlive a reload.
+    pub fn account_key(&self, account: usize) -> String {
+        let a = &self.config.accounts[account];
+        epoch_key(a.cloud, &a.account_id, self.account_epochs[account])
     }
 
     fn call_context(&self, deadline: Instant) -> CallContext {
@@ -176,9 +236,9 @@ impl Runtime {
     }
 }
 
-/// The key of an account in the caches that outlive a reload: `cloud|account_id`.
-pub fn account_key(cloud: Cloud, account_id: &str) -> String {
-    format!("{cloud}|{account_id}")
+/// `cloud|account_id#epoch`.
+fn epoch_key(cloud: Cloud, account_id: &str, epoch: u64) -> String {
+    format!("{cloud}|{account_id}#{epoch}")
 }
 
 /// Restricts a collection (CLI `once`/`discover` flags); empty fields match everything.
@@ -276,7 +336,7 @@ pub async fn all_jobs(
             let ctx = rt.call_context(deadline);
             match rt
                 .regions
-                .get_or_fetch(account_key(account.cloud, &account.account_id), || async {
+                .get_or_fetch(rt.account_key(i), || async {
                     provider.regions(&ctx).await.map(Arc::new)
                 })
                 .await
@@ -343,11 +403,7 @@ pub async fn discover_job(
 ) -> Result<crate::discovery::Cached<Arc<Vec<Resource>>>, CloudError> {
     let provider = &rt.providers[job.account];
     let ctx = rt.call_context(deadline);
-    let key = (
-        account_key(job.cloud, &job.account_id),
-        job.region.clone(),
-        job.product,
-    );
+    let key = (rt.account_key(job.account), job.region.clone(), job.product);
     rt.discovery
         .get_or_fetch_cached(key, || async {
             match provider.discover(&ctx, &job.region, job.product).await {

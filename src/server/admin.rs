@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::cloud::{Cloud, Product};
 use crate::render::Snapshot;
-use crate::scrape::{account_key, all_jobs, Job, JobFilter, Runtime};
+use crate::scrape::{all_jobs, Job, JobFilter, Runtime};
 
 /// How long the admin API may spend listing regions it does not have cached.
 const LISTING_BUDGET: Duration = Duration::from_secs(5);
@@ -50,12 +50,8 @@ fn job_fields(j: &Job) -> Value {
     })
 }
 
-fn discovery_key(j: &Job) -> (String, String, Product) {
-    (
-        account_key(j.cloud, &j.account_id),
-        j.region.clone(),
-        j.product,
-    )
+fn discovery_key(rt: &Runtime, j: &Job) -> (String, String, Product) {
+    (rt.account_key(j.account), j.region.clone(), j.product)
 }
 
 /// `GET /api/discovery/status`.
@@ -75,7 +71,7 @@ pub async fn discovery_status(
         let mut entry = job_fields(j);
         let owned = view.membership.owns(&j.key);
         entry["owned"] = json!(owned);
-        entry["discovery"] = match rt.discovery.peek(&discovery_key(j)) {
+        entry["discovery"] = match rt.discovery.peek(&discovery_key(rt, j)) {
             Some((resources, age)) => json!({
                 "resources": resources.len(),
                 "age_seconds": age.as_secs(),
@@ -127,7 +123,7 @@ pub async fn discovery_resources(rt: &Runtime, filter: &JobFilter) -> Value {
     let (jobs, _) = all_jobs(rt, filter, Instant::now() + LISTING_BUDGET).await;
     let mut out = Vec::new();
     for j in jobs.iter().filter(|j| view.membership.owns(&j.key)) {
-        let Some((resources, _)) = rt.discovery.peek(&discovery_key(j)) else {
+        let Some((resources, _)) = rt.discovery.peek(&discovery_key(rt, j)) else {
             continue;
         };
         for r in resources.iter() {

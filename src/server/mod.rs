@@ -137,7 +137,14 @@ async fn admin_route(
                 "text/plain; charset=utf-8",
                 "this exporter was not started from a config file; nothing to reload\n",
             ),
-            Some(r) => match r.reload("http").await {
+            // In its own task: a client hanging up does not abandon a reload half done.
+            Some(r) => match tokio::spawn({
+                let r = r.clone();
+                async move { r.reload("http").await }
+            })
+            .await
+            .unwrap_or_else(|e| Err(vec![format!("the reload stopped: {e}")]))
+            {
                 Ok(report) => {
                     let mut v = serde_json::to_value(&report).unwrap_or_default();
                     v["status"] = "success".into();
@@ -214,12 +221,23 @@ const LANDING: &str = r#"<!DOCTYPE html>
 </ul></body></html>
 "#;
 
-/// Answer a request under the web config's BasicAuth and headers.
+/// Answer a request under the web config's BasicAuth and headers, as they are now (a user
+/// removed from the file is refused on a connection opened before).
 async fn route(
     state: Arc<ServerState>,
-    web: Option<Arc<WebSettings>>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let web: Option<Arc<WebSettings>> = match state.web.as_ref().map(|w| w.current()) {
+        None => None,
+        Some(Ok(settings)) => Some(settings),
+        Some(Err(_)) => {
+            return Ok(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                "the web config does not load; see the exporter's log\n",
+            ))
+        }
+    };
     let path = req.uri().path();
     let admin = path.starts_with("/api/") || path == "/-/reload";
     let probe = matches!(path, "/healthz" | "/-/ready");
@@ -277,14 +295,14 @@ async fn answer(state: &ServerState, req: Request<Incoming>) -> Response<Full<By
                 .get("x-prometheus-scrape-timeout-seconds")
                 .and_then(|v| v.to_str().ok());
             let deadline = scrape_deadline(header, rt.config.server.scrape_timeout, Instant::now());
-            let (snapshot, source) = state.collector.snapshot(deadline).await;
+            let (snapshot, source, made_by) = state.collector.snapshot(deadline).await;
             debug!(
                 source = source.as_str(),
                 jobs = snapshot.jobs.len(),
                 "scrape answered"
             );
             let gzip = accepts_gzip(req.headers());
-            match render(&snapshot, &rt.mappings, &rt.shared.metrics) {
+            match render(&snapshot, &made_by.mappings, &made_by.shared.metrics) {
                 Ok(body) if gzip => match gzip_bytes(body.as_bytes()) {
                     Ok(z) => {
                         let mut r = text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, z);
@@ -344,7 +362,6 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 async fn serve_connection<I>(
     io: TokioIo<I>,
     state: Arc<ServerState>,
-    web: Option<Arc<WebSettings>>,
     watcher: hyper_util::server::graceful::Watcher,
     peer: std::net::SocketAddr,
 ) where
@@ -354,10 +371,7 @@ async fn serve_connection<I>(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(10))
         .keep_alive(true)
-        .serve_connection(
-            io,
-            service_fn(move |req| route(state.clone(), web.clone(), req)),
-        );
+        .serve_connection(io, service_fn(move |req| route(state.clone(), req)));
     if let Err(e) = watcher.watch(conn).await {
         debug!(%peer, error = %e, "connection ended with an error");
     }
@@ -393,17 +407,22 @@ pub async fn run(
             _ = &mut shutdown => break,
         };
         let state = state.clone();
-        let web = state.web.as_ref().map(|w| w.current());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            match web.as_ref().and_then(|w| w.tls.clone()) {
-                None => serve_connection(TokioIo::new(stream), state, web, watcher, peer).await,
+            let tls = match state.web.as_ref().map(|w| w.current()) {
+                None => None,
+                Some(Ok(settings)) => settings.tls.clone(),
+                // The web config does not load: closed, not open with old settings.
+                Some(Err(_)) => return,
+            };
+            match tls {
+                None => serve_connection(TokioIo::new(stream), state, watcher, peer).await,
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                     {
                         Ok(Ok(stream)) => {
-                            serve_connection(TokioIo::new(stream), state, web, watcher, peer).await
+                            serve_connection(TokioIo::new(stream), state, watcher, peer).await
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake refused"),
                         Err(_) => debug!(%peer, "TLS handshake timed out"),

@@ -3,9 +3,11 @@
 //! `tls_server_config` (certificate, key, minimum and maximum TLS version, client certificates
 //! verified against `client_ca_file`), `basic_auth_users` (bcrypt hashes) and
 //! `http_server_config.headers`. Relative paths are relative to the file's directory. The file
-//! and the files it names are checked at every new connection and re-read when one changed, so a
-//! rotated certificate is served without a restart; a change that does not load is logged and
-//! the previous settings stay.
+//! and the files it names are checked at every connection and request and re-read when one
+//! changed, so a rotated certificate is served and a removed user refused without a restart. A
+//! change that does not load fails closed, as the exporter-toolkit does: connections are
+//! refused (and the error logged) until the files load again, rather than served with settings
+//! the operator meant to replace.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,8 +37,11 @@ struct RawWebConfig {
 struct RawTls {
     cert_file: Option<String>,
     key_file: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
     client_auth_type: Option<String>,
     client_ca_file: Option<String>,
+    client_ca: Option<String>,
     min_version: Option<String>,
     max_version: Option<String>,
     cipher_suites: Option<Vec<String>>,
@@ -88,42 +93,61 @@ fn stamp(files: &[PathBuf]) -> Stamp {
 /// A web config file kept current.
 pub struct WebConfig {
     path: PathBuf,
-    state: Mutex<(Stamp, Arc<WebSettings>)>,
+    /// The files' stamp when last loaded, and what loading them gave.
+    state: Mutex<(Stamp, Result<Arc<WebSettings>, String>)>,
 }
 
 impl WebConfig {
     /// Load a web config file; an error names the file, the key and the fix.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
+        let before = stamp(&[path.to_path_buf()]);
         let (settings, files) = load(path)?;
+        let seen = restamp(before, &files);
         Ok(WebConfig {
             path: path.to_path_buf(),
-            state: Mutex::new((stamp(&files), Arc::new(settings))),
+            state: Mutex::new((seen, Ok(Arc::new(settings)))),
         })
     }
 
-    /// The settings in force, re-read first when the web config or a file it names changed.
-    pub fn current(&self) -> Arc<WebSettings> {
+    /// The settings in force, re-read first when the web config or a file it names changed;
+    /// an error while the files do not load.
+    pub fn current(&self) -> Result<Arc<WebSettings>, String> {
         let mut state = match self.state.lock() {
             Ok(s) => s,
             Err(p) => p.into_inner(),
         };
         let files: Vec<PathBuf> = state.0.iter().map(|(p, _, _)| p.clone()).collect();
-        let now = stamp(&files);
-        if now != state.0 {
+        // Stamped before reading, so a change made while loading is seen next time.
+        let before = stamp(&files);
+        if before != state.0 {
             match load(&self.path) {
                 Ok((settings, files)) => {
                     info!(file = %self.path.display(), "web config or certificate changed; reloaded");
-                    *state = (stamp(&files), Arc::new(settings));
+                    *state = (restamp(before, &files), Ok(Arc::new(settings)));
                 }
                 Err(e) => {
-                    error!(error = %e, "web config change rejected; the previous TLS and auth settings stay");
-                    // Not retried until the files change again.
-                    state.0 = now;
+                    error!(error = %e, "web config change does not load: connections are refused until it is fixed");
+                    *state = (before, Err(e));
                 }
             }
         }
         state.1.clone()
     }
+}
+
+/// The stamp of `files`, taking the values stamped before loading for the files known then.
+fn restamp(before: Stamp, files: &[PathBuf]) -> Stamp {
+    let after = stamp(files);
+    after
+        .into_iter()
+        .map(|entry| {
+            before
+                .iter()
+                .find(|(p, _, _)| *p == entry.0)
+                .cloned()
+                .unwrap_or(entry)
+        })
+        .collect()
 }
 
 /// Parse and check a web config; also returns every file it depends on.
@@ -195,7 +219,10 @@ fn load(path: &Path) -> Result<(WebSettings, Vec<PathBuf>), String> {
             settings.headers.push((name, value));
         }
     }
-    if let Some(tls) = raw.tls_server_config {
+    let tls_configured = raw.tls_server_config.as_ref().is_some_and(|t| {
+        t.cert_file.is_some() || t.cert.is_some() || t.key_file.is_some() || t.key.is_some()
+    });
+    if let Some(tls) = raw.tls_server_config.filter(|_| tls_configured) {
         for (key, set) in [
             ("cipher_suites", tls.cipher_suites.is_some()),
             ("curve_preferences", tls.curve_preferences.is_some()),
@@ -212,40 +239,48 @@ fn load(path: &Path) -> Result<(WebSettings, Vec<PathBuf>), String> {
                 ));
             }
         }
-        let cert_file = tls.cert_file.as_deref().map(resolve).ok_or_else(|| {
-            at(
-                "tls_server_config.cert_file",
-                "is required with tls_server_config: the server certificate (PEM)",
-            )
-        })?;
-        let key_file = tls.key_file.as_deref().map(resolve).ok_or_else(|| {
-            at(
-                "tls_server_config.key_file",
-                "is required with tls_server_config: the server's private key (PEM)",
-            )
-        })?;
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
-            .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| {
-                at(
-                    "tls_server_config.cert_file",
-                    &format!("{}: {e}", cert_file.display()),
-                )
-            })?;
+        // Each PEM comes from a file (watched for changes) or inline.
+        let mut pem = |file: &Option<String>,
+                       inline: &Option<String>,
+                       key: &str,
+                       what: &str|
+         -> Result<Vec<u8>, String> {
+            match (file, inline) {
+                (Some(_), Some(_)) => Err(at(
+                    &format!("tls_server_config.{key}"),
+                    &format!("give {key}_file or {key}, not both"),
+                )),
+                (Some(f), None) => {
+                    let p = resolve(f);
+                    let bytes = std::fs::read(&p).map_err(|e| {
+                        at(
+                            &format!("tls_server_config.{key}_file"),
+                            &format!("{}: {e}", p.display()),
+                        )
+                    })?;
+                    files.push(p);
+                    Ok(bytes)
+                }
+                (None, Some(text)) => Ok(text.clone().into_bytes()),
+                (None, None) => Err(at(
+                    &format!("tls_server_config.{key}_file"),
+                    &format!("is required: {what} (PEM)"),
+                )),
+            }
+        };
+        let cert_pem = pem(&tls.cert_file, &tls.cert, "cert", "the server certificate")?;
+        let key_pem = pem(&tls.key_file, &tls.key, "key", "the server's private key")?;
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| at("tls_server_config.cert_file", &e.to_string()))?;
         if certs.is_empty() {
             return Err(at(
                 "tls_server_config.cert_file",
-                &format!("{}: no PEM certificate in it", cert_file.display()),
+                "holds no PEM certificate",
             ));
         }
-        let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
-            at(
-                "tls_server_config.key_file",
-                &format!("{}: {e}", key_file.display()),
-            )
-        })?;
-        files.push(cert_file);
-        files.push(key_file);
+        let key = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|e| at("tls_server_config.key_file", &e.to_string()))?;
         let versions = protocol_versions(tls.min_version.as_deref(), tls.max_version.as_deref())
             .map_err(|e| at("tls_server_config.min_version/max_version", &e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -253,25 +288,29 @@ fn load(path: &Path) -> Result<(WebSettings, Vec<PathBuf>), String> {
             .with_protocol_versions(&versions)
             .map_err(|e| at("tls_server_config", &e.to_string()))?;
         let auth_type = tls.client_auth_type.as_deref().unwrap_or("NoClientCert");
+        let has_ca = tls.client_ca_file.is_some() || tls.client_ca.is_some();
         let builder = match auth_type {
+            "NoClientCert" if has_ca => {
+                return Err(at(
+                    "tls_server_config.client_ca_file",
+                    "is set but client_auth_type is NoClientCert, so no client certificate would be checked: set client_auth_type: RequireAndVerifyClientCert (or VerifyClientCertIfGiven), or remove the CA",
+                ))
+            }
             "NoClientCert" => builder.with_no_client_auth(),
             "VerifyClientCertIfGiven" | "RequireAndVerifyClientCert" => {
-                let ca_file = tls.client_ca_file.as_deref().map(resolve).ok_or_else(|| {
-                    at(
-                        "tls_server_config.client_ca_file",
-                        &format!("is required with client_auth_type {auth_type}: the CA that signs client certificates (PEM)"),
-                    )
-                })?;
+                let ca_pem = pem(
+                    &tls.client_ca_file,
+                    &tls.client_ca,
+                    "client_ca",
+                    &format!("with client_auth_type {auth_type}, the CA that signs client certificates"),
+                )?;
                 let mut roots = RootCertStore::empty();
-                let cas = CertificateDer::pem_file_iter(&ca_file)
-                    .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| at("tls_server_config.client_ca_file", &format!("{}: {e}", ca_file.display())))?;
-                for ca in cas {
-                    roots.add(ca).map_err(|e| {
-                        at("tls_server_config.client_ca_file", &format!("{}: {e}", ca_file.display()))
-                    })?;
+                for ca in CertificateDer::pem_slice_iter(&ca_pem) {
+                    let ca = ca.map_err(|e| at("tls_server_config.client_ca_file", &e.to_string()))?;
+                    roots
+                        .add(ca)
+                        .map_err(|e| at("tls_server_config.client_ca_file", &e.to_string()))?;
                 }
-                files.push(ca_file);
                 let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if auth_type == "VerifyClientCertIfGiven" {
                     verifier.allow_unauthenticated()
@@ -286,7 +325,7 @@ fn load(path: &Path) -> Result<(WebSettings, Vec<PathBuf>), String> {
             other => {
                 return Err(at(
                     "tls_server_config.client_auth_type",
-                    &format!("{other:?} is not supported: use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
+                    &format!("{other:?} is not supported (it would accept certificates nobody verified): use NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert"),
                 ))
             }
         };
@@ -360,8 +399,11 @@ mod tests {
             e.contains("web.yml: tls_server_config: unknown field `certfile`"),
             "{e}"
         );
-        let e = err("nokey", "tls_server_config:\n  cert_file: a.crt\n");
-        assert!(e.ends_with("tls_server_config.key_file: is required with tls_server_config: the server's private key (PEM)"), "{e}");
+        let e = err("nokey", "tls_server_config:\n  cert: x\n");
+        assert!(
+            e.ends_with("tls_server_config.key_file: is required: the server's private key (PEM)"),
+            "{e}"
+        );
         let e = err("old", "tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS11\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n");
         assert!(e.ends_with("tls_server_config.cipher_suites: is not supported here (the TLS library chooses only modern, safe suites and curves): remove it"), "{e}");
         let e = err("users", "basic_auth_users:\n  alice: hunter2\n");
@@ -389,8 +431,16 @@ mod tests {
         let p = d.join("web.yml");
         std::fs::write(&p, "").unwrap();
         let w = WebConfig::load(&p).unwrap();
-        let s = w.current();
+        let s = w.current().unwrap();
         assert!(s.tls.is_none() && s.basic_auth.is_none() && s.headers.is_empty());
+        // An empty tls_server_config is plain HTTP too, as in the exporter-toolkit.
+        std::fs::write(&p, "tls_server_config: {}\n").unwrap();
+        assert!(WebConfig::load(&p)
+            .unwrap()
+            .current()
+            .unwrap()
+            .tls
+            .is_none());
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

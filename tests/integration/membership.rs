@@ -21,7 +21,7 @@ async fn a_membership_change_invalidates_the_result_cache() {
     h.rt.membership.refresh().await;
     let collector = Collector::new(h.rt.clone());
     let deadline = || Instant::now() + Duration::from_secs(30);
-    let (half, how) = collector.snapshot(deadline()).await;
+    let (half, how, _) = collector.snapshot(deadline()).await;
     assert_eq!(how, ScrapeSource::Collected);
     assert!(
         !half.jobs.is_empty() && half.jobs.len() < 40,
@@ -36,13 +36,13 @@ async fn a_membership_change_invalidates_the_result_cache() {
     // b leaves: a owns everything, and the cached half is not served.
     std::fs::write(&file, "a\n").unwrap();
     h.rt.membership.refresh().await;
-    let (all, how) = collector.snapshot(deadline()).await;
+    let (all, how, _) = collector.snapshot(deadline()).await;
     assert_eq!(how, ScrapeSource::Collected);
     assert_eq!(all.jobs.len(), 40);
     // a leaves: it collects nothing, at once.
     std::fs::write(&file, "b\n").unwrap();
     h.rt.membership.refresh().await;
-    let (none, how) = collector.snapshot(deadline()).await;
+    let (none, how, _) = collector.snapshot(deadline()).await;
     assert_eq!(how, ScrapeSource::Collected);
     assert!(none.jobs.is_empty(), "{:?}", none.jobs.len());
     let t = text(&h, &none);
@@ -54,4 +54,40 @@ async fn a_membership_change_invalidates_the_result_cache() {
     );
     assert!(t.contains("\nmulticloud_shard_owned_keys 0\n"), "{t}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_collection_of_a_replaced_config_is_not_served_afterwards() {
+    let h = harness_full(
+        Estate::builtin(),
+        SimSettings {
+            latency: Duration::from_millis(40),
+            ..SimSettings::default()
+        },
+        MappingSet::embedded().unwrap(),
+        |c| c.accounts.truncate(1),
+    )
+    .await;
+    let collector = Collector::new(h.rt.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let c2 = collector.clone();
+    let in_flight = tokio::spawn(async move { c2.snapshot(deadline).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (reloaded, stale) =
+        h.rt.reloaded(h.rt.config.clone(), h.rt.mappings.clone())
+            .unwrap();
+    let reloaded = Arc::new(reloaded);
+    collector.replace_runtime(reloaded.clone());
+    stale.drop_now();
+    let (_, how, made_by) = in_flight.await.unwrap();
+    assert_eq!(how, ScrapeSource::Collected);
+    assert!(
+        Arc::ptr_eq(&made_by, &h.rt),
+        "rendered with the runtime it was collected with"
+    );
+    // The old collection finished after the swap; it is not reused for the new config.
+    let (_, how, made_by) = collector.snapshot(deadline).await;
+    assert_eq!(how, ScrapeSource::Collected);
+    assert!(Arc::ptr_eq(&made_by, &reloaded));
+    assert_eq!(collector.snapshot(deadline).await.1, ScrapeSource::Cached);
 }
