@@ -73,6 +73,8 @@ pub struct SelfMetrics {
     retries: IntCounterVec,
     /// Duration of collections.
     pub collection_duration: Histogram,
+    /// The time the last collection was given (its scrape's deadline less the start).
+    pub scrape_timeout: Gauge,
     /// Entries per cache.
     pub cache_entries: IntGaugeVec,
     /// Approximate bytes per cache.
@@ -190,6 +192,10 @@ impl SelfMetrics {
             "multicloud_config_last_reload_successful",
             "1 when the last configuration load succeeded.",
         ));
+        let scrape_timeout = must(Gauge::new(
+            "multicloud_scrape_timeout_seconds",
+            "Time the last collection was given: the scrape's timeout (Prometheus' header, capped by server.scrape_timeout) less the answer margin. Jobs still running then report multicloud_scrape_success 0.",
+        ));
         let config_reload_timestamp = must(Gauge::new(
             "multicloud_config_last_reload_success_timestamp_seconds",
             "Unix time of the last successful configuration load (the start counts as one).",
@@ -238,6 +244,7 @@ impl SelfMetrics {
             Box::new(rate_limits.clone()),
             Box::new(retries.clone()),
             Box::new(collection_duration.clone()),
+            Box::new(scrape_timeout.clone()),
             Box::new(cache_entries.clone()),
             Box::new(cache_bytes.clone()),
             Box::new(shard_members.clone()),
@@ -262,6 +269,7 @@ impl SelfMetrics {
             rate_limits,
             retries,
             collection_duration,
+            scrape_timeout,
             cache_entries,
             cache_bytes,
             shard_members,

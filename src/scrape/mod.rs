@@ -608,6 +608,10 @@ fn job_result(
 /// Run every owned job under the deadline; unfinished jobs are reported as failed.
 pub async fn collect(rt: Arc<Runtime>, filter: &JobFilter, deadline: Instant) -> Snapshot {
     let started = Instant::now();
+    rt.shared
+        .metrics
+        .scrape_timeout
+        .set(deadline.saturating_duration_since(started).as_secs_f64());
     let (jobs, failed) = plan(&rt, filter, deadline).await;
     rt.shared.metrics.shard_owned_keys.set(jobs.len() as i64);
     collect_jobs(rt, jobs, failed, deadline, started).await

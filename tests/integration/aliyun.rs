@@ -879,6 +879,7 @@ fn readme_documents_every_metric_family() {
         "multicloud_config_last_reload_successful",
         "multicloud_config_last_reload_success_timestamp_seconds",
         "multicloud_config_reloads_total",
+        "multicloud_scrape_timeout_seconds",
     ] {
         assert!(readme.contains(m), "README lacks {m}");
     }
@@ -920,4 +921,34 @@ async fn an_answer_over_the_size_cap_fails_as_bad_response() {
     assert!(e.message.contains("max_response_bytes (256)"), "{e}");
     // Not retried: one discovery call.
     assert_eq!(h.sim.state.total_calls(), 1);
+}
+
+#[tokio::test]
+async fn every_metric_the_alerts_use_is_exported() {
+    let h = harness().await;
+    // One throttled call, so the throttling counter has a series.
+    h.sim.state.inject(Fault {
+        api: Some("cms.DescribeMetricLast".into()),
+        kind: FaultKind::Throttle,
+        times: 1,
+    });
+    let t = text(&h, &collect(&h).await);
+    let rules =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/alerts.yml"))
+            .unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in rules.match_indices("multicloud_") {
+        let name: String = rules[i..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        names.insert(name);
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
+        assert!(
+            t.contains(&format!("# TYPE {name} ")),
+            "alerts.yml uses {name}, which the exporter does not export"
+        );
+    }
 }

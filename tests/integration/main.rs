@@ -120,6 +120,7 @@ fn series(text: &str, family: &str) -> usize {
 fn stable(text: &str) -> String {
     let volatile = [
         "multicloud_scrape_duration_seconds",
+        "multicloud_scrape_timeout_seconds",
         "multicloud_request",
         "multicloud_collection",
         "multicloud_cache",
