@@ -5,6 +5,10 @@
 # edit, removal (config kept) and purge (config and user gone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+    echo "test-deb.sh needs root (debootstrap and chroot)" >&2
+    exit 1
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -12,11 +16,14 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/multicloud-exporter"
 mkdir -p "$cache"
 
 echo "-- build the package twice (the second as an upgrade)"
-cargo deb --quiet --output "$work/v1.deb"
-cargo deb --quiet --no-build --deb-version "0.1.0+upgrade" --output "$work/v2.deb"
-dpkg-deb --info "$work/v1.deb" | grep -q 'Depends:.*adduser'
-dpkg-deb --contents "$work/v1.deb" | grep -q './usr/bin/multicloud-exporter'
-dpkg-deb --contents "$work/v1.deb" | grep -q 'lib/systemd/system/multicloud-exporter.service'
+cargo deb --quiet --output "$work/v1.deb" >/dev/null
+cargo deb --quiet --no-build --deb-version "0.1.0+upgrade" --output "$work/v2.deb" >/dev/null
+dpkg-deb --info "$work/v1.deb" >"$work/info"
+dpkg-deb --contents "$work/v1.deb" >"$work/contents"
+grep -q 'Depends:.*adduser' "$work/info"
+grep -q './usr/bin/multicloud-exporter$' "$work/contents"
+grep -q 'lib/systemd/system/multicloud-exporter.service$' "$work/contents"
+grep -q './etc/multicloud-exporter/config.toml$' "$work/contents"
 
 echo "-- a minimal Debian root"
 root="$cache/debootstrap-bookworm"
@@ -48,7 +55,7 @@ chroot "$root" sh -euc '
     grep -q "edited by the operator" /etc/multicloud-exporter/config.toml
     dpkg -P multicloud-exporter >/dev/null
     test ! -e /etc/multicloud-exporter/config.toml
-    ! getent passwd multicloud-exporter >/dev/null
+    if getent passwd multicloud-exporter >/dev/null; then exit 1; fi
 '
 rm -f "$root/tmp/v1.deb" "$root/tmp/v2.deb"
 echo "deb: installed, upgraded keeping the edited config, removed and purged"
