@@ -923,32 +923,149 @@ async fn an_answer_over_the_size_cap_fails_as_bad_response() {
     assert_eq!(h.sim.state.total_calls(), 1);
 }
 
-#[tokio::test]
-async fn every_metric_the_alerts_use_is_exported() {
+/// The exposition of the demo estate with one throttled call (so the throttling counter has a
+/// series): every family the exporter can export.
+async fn every_family() -> String {
     let h = harness().await;
-    // One throttled call, so the throttling counter has a series.
     h.sim.state.inject(Fault {
         api: Some("cms.DescribeMetricLast".into()),
         kind: FaultKind::Throttle,
         times: 1,
     });
-    let t = text(&h, &collect(&h).await);
-    let rules =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/alerts.yml"))
-            .unwrap();
-    let mut names = std::collections::BTreeSet::new();
-    for (i, _) in rules.match_indices("multicloud_") {
-        let name: String = rules[i..]
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        names.insert(name);
+    text(&h, &collect(&h).await)
+}
+
+/// The metric names a PromQL expression uses: identifiers outside `{…}` and the label lists
+/// of `by`, `without`, `on`, `ignoring` and `group_*`, that are not functions (followed by `(`)
+/// or aggregation operators, and hold an underscore (keywords and durations do not).
+fn metric_names(expr: &str) -> Vec<String> {
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    const OPERATORS: [&str; 12] = [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+    ];
+    let chars: Vec<char> = expr.chars().collect();
+    let next_non_space = |from: usize| (from..chars.len()).find(|&k| !chars[k].is_whitespace());
+    let mut out = Vec::new();
+    let (mut i, mut braces) = (0, 0);
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' {
+            braces += 1;
+        } else if c == '}' {
+            braces -= 1;
+        } else if c == '"' {
+            // A string (a label value, count_values' label): skipped whole.
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += 1;
+            }
+        } else if braces == 0 && (c.is_ascii_alphabetic() || c == '_') {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            let next = next_non_space(i);
+            let followed_by_paren = next.is_some_and(|k| chars[k] == '(');
+            if LABEL_LISTS.contains(&word.as_str()) {
+                if let Some(k) = next.filter(|_| followed_by_paren) {
+                    i = k;
+                    while i < chars.len() && chars[i] != ')' {
+                        i += 1;
+                    }
+                }
+                continue;
+            }
+            if !followed_by_paren && !OPERATORS.contains(&word.as_str()) && word.contains('_') {
+                out.push(word);
+            }
+            continue;
+        }
+        i += 1;
     }
-    assert!(names.len() >= 8, "{names:?}");
-    for name in &names {
+    out
+}
+
+fn assert_exported(what: &str, exposition: &str, names: &std::collections::BTreeSet<String>) {
+    for name in names {
+        let base = name.trim_end_matches("_bucket");
         assert!(
-            t.contains(&format!("# TYPE {name} ")),
-            "alerts.yml uses {name}, which the exporter does not export"
+            exposition.contains(&format!("# TYPE {name} "))
+                || exposition.contains(&format!("# TYPE {base} histogram")),
+            "{what} uses {name}, which the exporter does not export"
         );
     }
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    assert_eq!(
+        metric_names("sum by (cloud_provider, api) (rate(multicloud_request_total{status!=\"ok\"}[5m])) > 0.8 * on (instance) group_left max(up_time_x)"),
+        vec!["multicloud_request_total", "up_time_x"]
+    );
+    assert_eq!(
+        metric_names(
+            "count by (job) (count_values by (job) (\"members\", multicloud_shard_members)) > 1"
+        ),
+        vec!["multicloud_shard_members"]
+    );
+    assert_eq!(
+        metric_names("histogram_quantile(0.9, sum by (le) (rate(multicloud_request_duration_seconds_bucket[5m])))"),
+        vec!["multicloud_request_duration_seconds_bucket"]
+    );
+}
+
+#[tokio::test]
+async fn every_metric_the_alerts_and_dashboards_use_is_exported() {
+    let t = every_family().await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rules: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(format!("{root}/packaging/alerts.yml")).unwrap(),
+    )
+    .unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            names.extend(metric_names(rule["expr"].as_str().unwrap()));
+        }
+    }
+    assert!(names.len() >= 8, "{names:?}");
+    assert_exported("alerts.yml", &t, &names);
+    let mut boards = 0;
+    for entry in std::fs::read_dir(format!("{root}/dashboards")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        boards += 1;
+        let board: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut names = std::collections::BTreeSet::new();
+        for panel in board["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                names.extend(metric_names(target["expr"].as_str().unwrap()));
+            }
+        }
+        assert!(!names.is_empty(), "{}", path.display());
+        assert_exported(&path.display().to_string(), &t, &names);
+    }
+    assert_eq!(boards, 4);
 }
