@@ -253,10 +253,7 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
                 config.cluster.discovery = config::MembershipSource::None;
             }
             init_logging(&config.server.log_level, config.server.log_format);
-            let shard_by = match config.cluster.shard_by {
-                config::ShardBy::Product => "product",
-                config::ShardBy::Region => "region",
-            };
+            let shard_by = config.cluster.shard_by.as_str();
             let rt = build_runtime(config, mappings, Clock::System)?;
             let (members, me) = match members {
                 Some(m) => {

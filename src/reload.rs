@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 use crate::config::Config;
 use crate::mapping::MappingSet;
 use crate::scrape::Collector;
+use crate::util::{file_stamps, FileStamp};
 
 /// Loads and validates the config and mappings, with the command line's overrides applied.
 pub type Loader = Box<dyn Fn() -> Result<(Config, MappingSet), String> + Send + Sync>;
@@ -33,8 +34,8 @@ pub struct ReloadReport {
     pub restart_needed: Vec<String>,
 }
 
-/// The files a config comes from, as last seen: path, modification time, length.
-type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
+/// The files a config comes from, as last seen.
+type Stamp = Vec<FileStamp>;
 
 /// Reloads the config of a running exporter.
 pub struct Reloader {
@@ -58,18 +59,7 @@ fn stamp(config_file: &Path, mappings_dir: Option<&Path>) -> Stamp {
             files.extend(names);
         }
     }
-    files
-        .into_iter()
-        .map(|p| {
-            // `metadata` follows symlinks, so a Kubernetes ConfigMap's swap of its `..data`
-            // link shows as a change of the file it points to.
-            let (modified, len) = match std::fs::metadata(&p) {
-                Ok(m) => (m.modified().ok(), m.len()),
-                Err(_) => (None, 0),
-            };
-            (p, modified, len)
-        })
-        .collect()
+    file_stamps(&files)
 }
 
 fn unix_now() -> f64 {

@@ -221,6 +221,22 @@ pub fn value_string(v: &serde_json::Value) -> String {
     }
 }
 
+/// What identifies a file's content cheaply: its path, modification time and length (both unset
+/// when it cannot be read). `metadata` follows symlinks, so a Kubernetes ConfigMap's swap of its
+/// `..data` link shows as a change of the file it points to.
+pub type FileStamp = (std::path::PathBuf, Option<std::time::SystemTime>, u64);
+
+/// The stamps of `files`, to compare with an earlier call and see whether any changed.
+pub fn file_stamps(files: &[std::path::PathBuf]) -> Vec<FileStamp> {
+    files
+        .iter()
+        .map(|p| match std::fs::metadata(p) {
+            Ok(m) => (p.clone(), m.modified().ok(), m.len()),
+            Err(_) => (p.clone(), None, 0),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

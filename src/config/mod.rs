@@ -128,6 +128,16 @@ pub enum ShardBy {
     Region,
 }
 
+impl ShardBy {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShardBy::Product => "product",
+            ShardBy::Region => "region",
+        }
+    }
+}
+
 /// Where the list of replicas comes from (`[cluster] discovery`, `CLUSTER_DISCOVERY`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MembershipSource {
@@ -490,14 +500,7 @@ fn read_server(r: &mut Reader<'_>, t: &toml::Table) -> ServerConfig {
         .duration(p, t, "reload_interval", true)
         .unwrap_or(Duration::from_secs(30));
     let admin_auth = read_admin_auth(r, t);
-    let probes_without_auth = match t.get("probes_without_auth") {
-        None => false,
-        Some(toml::Value::Boolean(b)) => *b,
-        Some(_) => {
-            r.error("server.probes_without_auth", "must be true or false");
-            false
-        }
-    };
+    let probes_without_auth = r.boolean(p, t, "probes_without_auth").unwrap_or(false);
     if scrape_timeout > scrape_interval {
         r.error(
             "server.scrape_timeout",
@@ -535,14 +538,7 @@ fn read_admin_auth(r: &mut Reader<'_>, server: &toml::Table) -> AdminAuth {
     let empty = toml::Table::new();
     let t = r.table("server", server, "admin_auth").unwrap_or(&empty);
     r.allow_only(p, t, &["enabled", "users"]);
-    let enabled = match t.get("enabled") {
-        None => false,
-        Some(toml::Value::Boolean(b)) => *b,
-        Some(_) => {
-            r.error("server.admin_auth.enabled", "must be true or false");
-            false
-        }
-    };
+    let enabled = r.boolean(p, t, "enabled").unwrap_or(false);
     let mut users = BTreeMap::new();
     let users_t = r.table(p, t, "users").unwrap_or(&empty);
     for (name, hash) in users_t {

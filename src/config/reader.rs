@@ -77,6 +77,17 @@ impl<'e> Reader<'e> {
         }
     }
 
+    /// An optional boolean.
+    pub fn boolean(&mut self, path: &str, t: &toml::Table, key: &str) -> Option<bool> {
+        match t.get(key)? {
+            toml::Value::Boolean(b) => Some(*b),
+            _ => {
+                self.error(&join(path, key), "must be true or false");
+                None
+            }
+        }
+    }
+
     /// An optional string.
     pub fn string(&mut self, path: &str, t: &toml::Table, key: &str) -> Option<String> {
         match t.get(key)? {

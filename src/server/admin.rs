@@ -148,10 +148,7 @@ pub async fn cluster(rt: &Runtime) -> Value {
         .collect();
     json!({
         "discovery": rt.membership.discovery().as_str(),
-        "shard_by": match rt.config.cluster.shard_by {
-            crate::config::ShardBy::Product => "product",
-            crate::config::ShardBy::Region => "region",
-        },
+        "shard_by": rt.config.cluster.shard_by.as_str(),
         "self": view.membership.self_name,
         "members": view.membership.members,
         "ready": view.not_owning.is_none(),

@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use hyper::header::{HeaderName, HeaderValue};
 use rustls::server::WebPkiClientVerifier;
@@ -23,6 +22,7 @@ use serde::Deserialize;
 use tracing::{error, info};
 
 use super::auth::{is_bcrypt_hash, BasicAuth};
+use crate::util::{file_stamps, FileStamp};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,18 +77,8 @@ pub struct WebSettings {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// The files a web config was loaded from, with their modification times and lengths.
-type Stamp = Vec<(PathBuf, Option<SystemTime>, u64)>;
-
-fn stamp(files: &[PathBuf]) -> Stamp {
-    files
-        .iter()
-        .map(|p| match std::fs::metadata(p) {
-            Ok(m) => (p.clone(), m.modified().ok(), m.len()),
-            Err(_) => (p.clone(), None, 0),
-        })
-        .collect()
-}
+/// The files a web config was loaded from, as last seen.
+type Stamp = Vec<FileStamp>;
 
 /// A web config file kept current.
 pub struct WebConfig {
@@ -100,7 +90,7 @@ pub struct WebConfig {
 impl WebConfig {
     /// Load a web config file; an error names the file, the key and the fix.
     pub fn load(path: &Path) -> Result<WebConfig, String> {
-        let before = stamp(&[path.to_path_buf()]);
+        let before = file_stamps(&[path.to_path_buf()]);
         let (settings, files) = load(path)?;
         let seen = restamp(before, &files);
         Ok(WebConfig {
@@ -118,7 +108,7 @@ impl WebConfig {
         };
         let files: Vec<PathBuf> = state.0.iter().map(|(p, _, _)| p.clone()).collect();
         // Stamped before reading, so a change made while loading is seen next time.
-        let before = stamp(&files);
+        let before = file_stamps(&files);
         if before != state.0 {
             match load(&self.path) {
                 Ok((settings, files)) => {
@@ -137,7 +127,7 @@ impl WebConfig {
 
 /// The stamp of `files`, taking the values stamped before loading for the files known then.
 fn restamp(before: Stamp, files: &[PathBuf]) -> Stamp {
-    let after = stamp(files);
+    let after = file_stamps(files);
     after
         .into_iter()
         .map(|entry| {
