@@ -5,6 +5,7 @@
 
 mod aliyun;
 mod aws;
+mod chart;
 mod cost;
 mod fleet;
 mod huawei;
@@ -12,6 +13,7 @@ mod logs;
 mod membership;
 mod moto;
 mod procs;
+mod prometheus;
 mod reload;
 mod tencent;
 mod tls;

@@ -108,6 +108,18 @@ pub(crate) async fn post(url: &str) {
     client().post(url).send().await.unwrap();
 }
 
+/// POST a JSON body (the simulator's `/-/faults`); panics unless it is accepted.
+pub(crate) async fn post_json(url: &str, body: &str) {
+    let r = client()
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+}
+
 /// Wait (up to 90 s in all) until `check` holds; panic with `what` and the logs otherwise.
 pub(crate) async fn wait_for<F, Fut>(what: &str, procs: &[&Proc], mut check: F)
 where
@@ -377,4 +389,40 @@ pub(crate) fn hang_up(pid: u32) {
         .status()
         .unwrap();
     assert!(status.success());
+}
+
+/// The Prometheus binary (Debian's `prometheus`), or `None` with the reason printed where a test
+/// may skip; under `CI` a missing one fails the test.
+pub(crate) fn prometheus_binary() -> Option<PathBuf> {
+    let found = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("prometheus is missing: .ci/run installs the Debian package `prometheus`");
+        }
+        eprintln!("skipped: no prometheus binary (apt-get install prometheus)");
+    }
+    found
+}
+
+/// Prometheus started with `config` (its YAML) in the fleet's directory, on a free port; returns
+/// the process and its `host:port`.
+pub(crate) fn start_prometheus(prometheus: &Path, fleet: &Fleet, config: &str) -> (Proc, String) {
+    let config_path = fleet.dir.join("prometheus.yml");
+    std::fs::write(&config_path, config).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
+    let proc = Proc::spawn(
+        prometheus,
+        "prometheus",
+        &fleet.dir,
+        &[
+            &format!("--config.file={}", config_path.display()),
+            &format!("--storage.tsdb.path={}", fleet.dir.join("tsdb").display()),
+            &format!("--web.listen-address={addr}"),
+        ],
+        &[],
+    );
+    (proc, addr)
 }

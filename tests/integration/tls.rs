@@ -283,15 +283,7 @@ async fn probes_may_skip_basic_auth_and_client_certificates_may_be_optional() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_over_tls_with_basic_auth() {
-    let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-    else {
-        if std::env::var_os("CI").is_some() {
-            panic!("prometheus is missing: .ci/run installs the Debian package `prometheus`");
-        }
-        eprintln!("skipped: no prometheus binary (apt-get install prometheus)");
+    let Some(prometheus) = prometheus_binary() else {
         return;
     };
     let fleet = Fleet::start("tls-prometheus").await;
@@ -309,26 +301,12 @@ async fn a_real_prometheus_scrapes_over_tls_with_basic_auth() {
     let addr = format!("127.0.0.1:{port}");
     let e = fleet.serve_with_web("exporter", &addr, &config, &[]);
     let d = fleet.dir.display();
-    std::fs::write(
-        fleet.dir.join("prometheus.yml"),
-        format!(
+    let (prom, prom_addr) = start_prometheus(
+        &prometheus,
+        &fleet,
+        &format!(
             "global:\n  scrape_interval: 2s\n  scrape_timeout: 2s\nscrape_configs:\n  - job_name: multicloud\n    scheme: https\n    tls_config:\n      ca_file: {d}/ca.crt\n      cert_file: {d}/client.crt\n      key_file: {d}/client.key\n      server_name: localhost\n    basic_auth:\n      username: alice\n      password: s3cret\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
         ),
-    )
-    .unwrap();
-    let prom_addr = format!("127.0.0.1:{}", free_port("127.0.0.1"));
-    let prom_config = fleet.dir.join("prometheus.yml");
-    let tsdb = fleet.dir.join("tsdb");
-    let prom = Proc::spawn(
-        &prometheus,
-        "prometheus",
-        &fleet.dir,
-        &[
-            &format!("--config.file={}", prom_config.display()),
-            &format!("--storage.tsdb.path={}", tsdb.display()),
-            &format!("--web.listen-address={prom_addr}"),
-        ],
-        &[],
     );
     let query = format!("http://{prom_addr}/api/v1/query?query=up%7Bjob%3D%22multicloud%22%7D");
     wait_for(
