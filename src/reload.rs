@@ -1,10 +1,10 @@
 //! Hot reload of the config file and the mappings, on SIGHUP, on a change of the config file's
-//! (or a mapping file's) modification time, and on `POST /-/reload`. The new config is parsed
-//! and validated in full, and its runtime built, before anything changes; then it is swapped in
-//! between scrapes (a collection in flight finishes on the runtime it started with). A bad
-//! config is rejected with the same errors as `check-config` and the old one keeps running.
-//! Settings the running process cannot change (the listen address, logging, connection cap) are
-//! reported as needing a restart rather than silently ignored.
+//! (or a mapping file's, or a `*_file` credential's) modification time, and on `POST /-/reload`.
+//! The new config is parsed and validated in full, and its runtime built, before anything
+//! changes; then it is swapped in between scrapes (a collection in flight finishes on the runtime
+//! it started with). A bad config is rejected with the same errors as `check-config` and the old
+//! one keeps running. Settings the running process cannot change (the listen address, logging,
+//! connection cap) are reported as needing a restart rather than silently ignored.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,8 +47,9 @@ pub struct Reloader {
     last_seen: tokio::sync::Mutex<Stamp>,
 }
 
-fn stamp(config_file: &Path, mappings_dir: Option<&Path>) -> Stamp {
+fn stamp(config_file: &Path, mappings_dir: Option<&Path>, credentials: &[PathBuf]) -> Stamp {
     let mut files = vec![config_file.to_path_buf()];
+    files.extend_from_slice(credentials);
     if let Some(dir) = mappings_dir {
         if let Ok(entries) = std::fs::read_dir(dir) {
             let mut names: Vec<PathBuf> = entries
@@ -60,6 +61,17 @@ fn stamp(config_file: &Path, mappings_dir: Option<&Path>) -> Stamp {
         }
     }
     file_stamps(&files)
+}
+
+/// The credential files the running config was read from.
+fn credential_files(collector: &Collector) -> Vec<PathBuf> {
+    collector
+        .runtime()
+        .config
+        .accounts
+        .iter()
+        .flat_map(|a| a.credential_files.iter().cloned())
+        .collect()
 }
 
 fn unix_now() -> f64 {
@@ -77,7 +89,11 @@ impl Reloader {
         load: Loader,
         collector: Collector,
     ) -> Reloader {
-        let seen = stamp(&config_file, mappings_dir.as_deref());
+        let seen = stamp(
+            &config_file,
+            mappings_dir.as_deref(),
+            &credential_files(&collector),
+        );
         let metrics = &collector.runtime().shared.metrics;
         metrics.config_reload_ok.set(1);
         metrics.config_reload_timestamp.set(unix_now());
@@ -90,24 +106,46 @@ impl Reloader {
         }
     }
 
+    fn stamp(&self) -> Stamp {
+        stamp(
+            &self.config_file,
+            self.mappings_dir.as_deref(),
+            &credential_files(&self.collector),
+        )
+    }
+
     /// Load, validate and swap in the config; `trigger` names the cause for logs and metrics
     /// (`sighup`, `file_change`, `http`). On error the running config stays.
     pub async fn reload(&self, trigger: &'static str) -> Result<ReloadReport, Vec<String>> {
         let mut last_seen = self.last_seen.lock().await;
-        *last_seen = stamp(&self.config_file, self.mappings_dir.as_deref());
-        self.reload_locked(trigger).await
+        *last_seen = self.stamp();
+        self.reload_and_restamp(trigger, &mut last_seen).await
     }
 
     /// Reload when a file changed since the last attempt (a bad config is not retried until it
     /// changes again). `None` when nothing changed.
     pub async fn reload_if_changed(&self) -> Option<Result<ReloadReport, Vec<String>>> {
         let mut last_seen = self.last_seen.lock().await;
-        let now = stamp(&self.config_file, self.mappings_dir.as_deref());
+        let now = self.stamp();
         if now == *last_seen {
             return None;
         }
         *last_seen = now;
-        Some(self.reload_locked("file_change").await)
+        Some(self.reload_and_restamp("file_change", &mut last_seen).await)
+    }
+
+    /// Reload; when the new config reads other credential files, watch those from now on.
+    async fn reload_and_restamp(
+        &self,
+        trigger: &'static str,
+        last_seen: &mut Stamp,
+    ) -> Result<ReloadReport, Vec<String>> {
+        let before = credential_files(&self.collector);
+        let result = self.reload_locked(trigger).await;
+        if credential_files(&self.collector) != before {
+            *last_seen = self.stamp();
+        }
+        result
     }
 
     async fn reload_locked(&self, trigger: &'static str) -> Result<ReloadReport, Vec<String>> {

@@ -37,11 +37,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{- define "mce.headlessName" -}}
-{{- default (printf "%s-headless" (include "mce.fullname" .) | trunc 63 | trimSuffix "-") .Values.headless.name }}
+{{- default (printf "%s-headless" (include "mce.fullname" . | trunc 54 | trimSuffix "-")) .Values.headless.name }}
 {{- end }}
 
 {{- define "mce.membersConfigMap" -}}
-{{- default (printf "%s-members" (include "mce.fullname" .) | trunc 63 | trimSuffix "-") .Values.cluster.membersConfigMap }}
+{{- default (printf "%s-members" (include "mce.fullname" . | trunc 55 | trimSuffix "-")) .Values.cluster.membersConfigMap }}
 {{- end }}
 
 {{/* The configured server.scrape_interval and scrape_timeout, for the monitors' defaults. */}}
@@ -109,6 +109,7 @@ its sub-tables ([a.b]) and arrays of tables ([[a.b]]), as TOML requires.
 {{- range . }}{{ $items = append $items (include "mce.toml.value" .) }}{{ end }}
 {{- printf "[%s]" (join ", " $items) }}
 {{- else if kindIs "invalid" . }}{{ fail "config: null values cannot be written to TOML; remove the key" }}
+{{- else if kindIs "map" . }}{{ fail "config: a table inside a list of plain values cannot be written to TOML; use a list of tables only" }}
 {{- else }}{{ . }}
 {{- end }}
 {{- end }}
@@ -159,6 +160,9 @@ tlsConfig:
 {{- with $m.basicAuth }}
 basicAuth:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $m.honorLabels }}
+honorLabels: true
 {{- end }}
 {{- with $m.relabelings }}
 relabelings:

@@ -236,6 +236,9 @@ pub struct AccountConfig {
     pub external_id: Option<String>,
     /// Huawei: project ID per region (else looked up through IAM once).
     pub project_ids: BTreeMap<String, String>,
+    /// The `*_file` credential files this account was read from: a change of one (a rotated
+    /// Kubernetes Secret) reloads the config, as a change of the config file does.
+    pub credential_files: Vec<std::path::PathBuf>,
 }
 
 impl AccountConfig {
@@ -812,9 +815,11 @@ fn read_account(
     let account_id = r.required_string(p, t, "account_id", "the account's numeric ID");
     // AWS keys may come from the standard environment instead (read here, once).
     let aws = cloud == Some(Cloud::Aws);
+    r.take_files_read();
     let mut access_key_id = r.secret_or_file(p, t, "access_key_id", !aws, base);
     let mut access_key_secret = r.secret_or_file(p, t, "access_key_secret", !aws, base);
     let mut security_token = r.secret_or_file(p, t, "security_token", false, base);
+    let credential_files = r.take_files_read();
     if aws && access_key_id.is_none() && access_key_secret.is_none() {
         access_key_id = lookup("AWS_ACCESS_KEY_ID")
             .filter(|s| !s.is_empty())
@@ -993,6 +998,7 @@ fn read_account(
         }
     };
     Some(AccountConfig {
+        credential_files,
         cloud: cloud?,
         account_id: account_id?,
         access_key_id: access_key_id?.expose().to_string(),
@@ -1102,6 +1108,7 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
                 role_arn: None,
                 external_id: None,
                 project_ids: BTreeMap::new(),
+                credential_files: Vec::new(),
             })
             .collect(),
     }

@@ -1,7 +1,7 @@
 //! Typed reads from a TOML table that record problems with their full path instead of stopping
 //! at the first, so `check-config` can list every error at once.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{parse_duration, Secret};
@@ -9,6 +9,8 @@ use super::{parse_duration, Secret};
 /// Collects errors while reading tables.
 pub struct Reader<'e> {
     errors: &'e mut Vec<String>,
+    /// The `*_file` credential files read so far, for the reload watcher.
+    files_read: Vec<PathBuf>,
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -34,7 +36,10 @@ fn type_name(v: &toml::Value) -> &'static str {
 impl<'e> Reader<'e> {
     /// A reader appending to `errors`.
     pub fn new(errors: &'e mut Vec<String>) -> Reader<'e> {
-        Reader { errors }
+        Reader {
+            errors,
+            files_read: Vec::new(),
+        }
     }
 
     /// Record `path: message`.
@@ -207,6 +212,11 @@ impl<'e> Reader<'e> {
         }
     }
 
+    /// The credential files read since the last call.
+    pub fn take_files_read(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.files_read)
+    }
+
     /// `key` or `key_file` (exactly one); a file's content is trimmed of surrounding whitespace.
     /// Error messages never contain the value.
     pub fn secret_or_file(
@@ -242,6 +252,7 @@ impl<'e> Reader<'e> {
                     Some(b) if p.is_relative() => b.join(p),
                     _ => p.to_path_buf(),
                 };
+                self.files_read.push(full.clone());
                 match std::fs::read_to_string(&full) {
                     Ok(s) if s.trim().is_empty() => {
                         self.error(

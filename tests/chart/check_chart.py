@@ -35,6 +35,8 @@ FULLNAME = "mce-multicloud-exporter"
 OPERATOR_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 
 helm.disable_logging()
+if "MCE_BIN" not in os.environ:
+    sys.exit("MCE_BIN must name the exporter binary (tests/integration/chart.rs sets it)")
 
 
 def read(path, parse=yaml.safe_load):
@@ -65,7 +67,10 @@ def render(values):
 
 
 def deployment(docs):
-    return docs[("Deployment", FULLNAME)]
+    """The workload: a Deployment, or with file discovery a StatefulSet."""
+    (w,) = [d for (kind, name), d in docs.items()
+            if kind in ("Deployment", "StatefulSet") and name == FULLNAME]
+    return w
 
 
 def container(docs):
@@ -111,9 +116,7 @@ class EveryValuesFile(unittest.TestCase):
     def assert_exporter_accepts(self, name, toml_text):
         """`multicloud-exporter check-config` on the rendered file, with the Secrets' mount
         points replaced by a directory holding the same files."""
-        binary = os.environ.get("MCE_BIN")
-        if not binary:
-            self.skipTest("MCE_BIN not set (tests/integration/chart.rs sets it)")
+        binary = os.environ["MCE_BIN"]
         with tempfile.TemporaryDirectory() as tmp:
             for path in set(re.findall(r'"(/etc/multicloud-exporter/accounts/[^"]+)"', toml_text)):
                 local = pathlib.Path(tmp + path)
@@ -166,7 +169,6 @@ class Defaults(unittest.TestCase):
         self.assertIn('access_key_id_file = "/etc/multicloud-exporter/accounts/0/access_key_id"', text)
         self.assertIn('access_key_secret_file = "/etc/multicloud-exporter/accounts/0/access_key_secret"', text)
         self.assertNotRegex(text, r"(?m)^access_key_(id|secret) =")
-        self.assertNotIn(("Secret", FULLNAME), self.docs)
 
     def test_probes(self):
         c = container(self.docs)
@@ -195,6 +197,31 @@ class Defaults(unittest.TestCase):
         self.assertEqual(d["replicas"], 1)
         self.assertEqual(d["strategy"], {"type": "RollingUpdate",
                                          "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}})
+
+    def test_the_service_monitor_selects_one_service_only(self):
+        docs, _ = render({**ci_values("default"), "serviceMonitor": {"enabled": True}})
+        selector = docs[("ServiceMonitor", FULLNAME)]["spec"]["selector"]["matchLabels"]
+        services = [name for (kind, name), d in docs.items() if kind == "Service"
+                    and selector.items() <= d["metadata"]["labels"].items()]
+        self.assertEqual(len([k for k in docs if k[0] == "Service"]), 2)
+        self.assertEqual(services, [FULLNAME])
+
+    def test_long_names_stay_unique_and_short(self):
+        docs, _ = render({**ci_values("monitoring"), "fullnameOverride": "x" * 70,
+                          "cluster": {"discovery": "file"}})
+        names = [name for (kind, name) in docs]
+        self.assertTrue(all(len(n) <= 63 for n in names), names)
+        self.assertEqual(len([k for k in docs if k[0] == "ConfigMap"]), 2 + 4)
+
+    def test_recreate_strategy_is_valid(self):
+        docs, _ = render({**ci_values("default"), "strategy": {"type": "Recreate"}})
+        self.assertEqual(deployment(docs)["spec"]["strategy"], {"type": "Recreate"})
+        kubernetes_validate.validate(deployment(docs), KUBE_VERSION, strict=True)
+
+    def test_image_digest_pins_the_image(self):
+        digest = "sha256:" + "a" * 64
+        docs, _ = render({**ci_values("default"), "image": {"repository": "r/mce", "digest": digest}})
+        self.assertEqual(container(docs)["image"], f"r/mce@{digest}")
 
     def test_scrape_annotations_are_on_the_pods_not_the_service(self):
         ann = deployment(self.docs)["spec"]["template"]["metadata"]["annotations"]
@@ -239,15 +266,22 @@ class Matrix(unittest.TestCase):
 
     def test_file_discovery(self):
         docs, _ = render(ci_values("file"))
+        sts = docs[("StatefulSet", FULLNAME)]["spec"]
+        self.assertEqual(sts["serviceName"], f"{FULLNAME}-headless")
+        self.assertEqual(sts["podManagementPolicy"], "Parallel")
+        self.assertNotIn(("Deployment", FULLNAME), docs)
         e = env(docs)
         self.assertEqual(e["CLUSTER_DISCOVERY"]["value"], "file")
         self.assertEqual(e["CLUSTER_FILE"]["value"], "/etc/multicloud-exporter/members/members")
         self.assertNotIn("CLUSTER_SVC", e)
+        # The members are the StatefulSet's pod names, which POD_NAME carries.
         members = docs[("ConfigMap", f"{FULLNAME}-members")]["data"]["members"]
-        self.assertEqual(members.split(), ["exporter-a", "exporter-b"])
+        self.assertEqual(members.split(), [f"{FULLNAME}-0", f"{FULLNAME}-1"])
         mounts = {m["name"]: m for m in container(docs)["volumeMounts"]}
         self.assertEqual(mounts["members"]["mountPath"], "/etc/multicloud-exporter/members")
-        self.assertNotIn(("Service", f"{FULLNAME}-headless"), docs)
+        self.assertIn(("Service", f"{FULLNAME}-headless"), docs)
+        docs, _ = render({**ci_values("file"), "cluster": {"discovery": "file", "members": ["a", "b"]}})
+        self.assertEqual(docs[("ConfigMap", f"{FULLNAME}-members")]["data"]["members"].split(), ["a", "b"])
         self.assertEqual(container(docs)["envFrom"], [{"secretRef": {"name": "aliyun-prod-env"}}])
 
     def test_monitoring(self):
@@ -257,8 +291,16 @@ class Matrix(unittest.TestCase):
                          ("http", "/metrics", "60s", "50s"))
         self.assertEqual(docs[("ServiceMonitor", FULLNAME)]["metadata"]["labels"]["release"],
                          "kube-prometheus-stack")
-        (pm,) = docs[("PodMonitor", FULLNAME)]["spec"]["podMetricsEndpoints"]
-        self.assertEqual((pm["interval"], pm["scrapeTimeout"]), ("30s", "25s"))
+        self.assertNotIn(("PodMonitor", FULLNAME), docs)
+        pod_docs, _ = render({**ci_values("monitoring"), "serviceMonitor": {"enabled": False},
+                              "podMonitor": {"enabled": True, "interval": "30s", "scrapeTimeout": "25s",
+                                             "sampleLimit": 50000}})
+        pod_monitor = pod_docs[("PodMonitor", FULLNAME)]["spec"]
+        (pm,) = pod_monitor["podMetricsEndpoints"]
+        self.assertEqual((pm["port"], pm["interval"], pm["scrapeTimeout"]), ("http", "30s", "25s"))
+        self.assertEqual(pod_monitor["sampleLimit"], 50000)
+        self.assertEqual(pod_monitor["selector"]["matchLabels"],
+                         deployment(pod_docs)["spec"]["selector"]["matchLabels"])
         rules = docs[("PrometheusRule", FULLNAME)]["spec"]["groups"]
         self.assertEqual(rules, read(ROOT / "packaging" / "alerts.yml")["groups"])
         dashboards = {k[1]: d for k, d in docs.items() if k[0] == "ConfigMap" and "-dashboard-" in k[1]}
@@ -314,16 +356,44 @@ class Refusals(unittest.TestCase):
         self.refused({"accounts": [{**base["accounts"][0], "cloud": "gcp"}]}, "/accounts/0/cloud")
         self.refused({**base, "probes": {"liveness": {"periodSeconds": "10s"}}},
                      "/probes/liveness/periodSeconds")
+        self.refused({**base, "config": {"server": {"scrape_interval": "1.5m"}}},
+                     "/config/server/scrape_interval")
+        self.refused({**base, "config": {"accounts": [{**base["accounts"][0]}]}},
+                     "/config/accounts/0")
+        self.refused({"accounts": [{**base["accounts"][0], "role": "x"}]}, "/accounts/0")
 
     def test_templates_refuse_what_cannot_work(self):
         base = ci_values("default")
         self.refused({}, "accounts: no cloud account is configured")
         self.refused({**base, "replicaCount": 2, "cluster": {"discovery": "none"}},
                      "every replica collect the whole estate")
-        self.refused({**base, "cluster": {"discovery": "file"}}, "cluster.discovery: file needs")
         self.refused({**base, "webConfig": {"enabled": True}}, "webConfig.enabled needs")
         self.refused({**base, "headless": {"enabled": False}},
                      "cluster.discovery: headless needs headless.enabled")
+        self.refused({**base, "hpa": {"enabled": True}, "cluster": {"discovery": "file"}},
+                     "cluster.discovery: file lists a fixed set of pods")
+        self.refused({**base, "hpa": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
+                     "hpa.minReplicas must not exceed hpa.maxReplicas")
+        self.refused({**base, "serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}},
+                     "enable one")
+        self.refused({**base, "cluster": {"discovery": "file",
+                                          "file": "/etc/multicloud-exporter/config/members"}},
+                     "cluster.file: its directory is where the chart mounts")
+        self.refused({**base, "config": {"server": {"extra": [1, {"a": 1}]}}},
+                     "a table inside a list of plain values")
+
+    def test_credentials_in_values_are_refused(self):
+        account = {**ci_values("default")["accounts"][0]}
+        del account["existingSecret"]
+        self.refused({"accounts": [{**account, "access_key_secret": "${SECRET}x"}]},
+                     "/accounts/0/access_key_secret")
+        self.refused({"accounts": [{**account, "access_key_id": "LTAI5tPLAIN"}]},
+                     "/accounts/0/access_key_id")
+        self.refused({**ci_values("default"), "config": {"accounts": [{**account, "security_token": "tok"}]}},
+                     "/config/accounts/0/security_token")
+        docs, _ = render({"accounts": [{**account, "access_key_id": "${ALIYUN_ACCESS_KEY_ID}",
+                                        "access_key_secret": "${ALIYUN_ACCESS_KEY_SECRET}"}]})
+        self.assertIn('access_key_id = "${ALIYUN_ACCESS_KEY_ID}"', config_toml(docs))
 
 
 if __name__ == "__main__":

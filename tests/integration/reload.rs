@@ -10,6 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use multicloud_exporter::cloud::Cloud;
 use multicloud_exporter::config::SimulatorAccount;
+use multicloud_exporter::sim::estate::Estate;
 use serde_json::Value;
 
 use super::procs::*;
@@ -443,4 +444,56 @@ async fn a_reload_keeps_the_caches_of_unchanged_accounts_only() {
     assert!(snap.jobs.iter().all(|j| j.success));
     assert_eq!(h.sim.state.calls_to("slb.DescribeLoadBalancers"), 1);
     assert_eq!(h.sim.state.calls_to("clb.DescribeLoadBalancers"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_credential_file_reloads_the_account() {
+    // As a Kubernetes Secret mounted as files: the account's secret comes from a file, first a
+    // wrong one (the cloud refuses it), then the right one written over it.
+    let fleet = Fleet::start("reload-credentials").await;
+    let account = Estate::builtin()
+        .simulator_accounts()
+        .into_iter()
+        .find(|a| a.account_id == ALIYUN)
+        .unwrap();
+    let secret_file = fleet.dir.join("access_key_secret");
+    write(&secret_file, "not-the-secret\n");
+    let text = fleet
+        .config_text("reload_interval = \"1s\"", "", |a| a.account_id == ALIYUN)
+        .replace(
+            &format!("access_key_secret = {:?}", account.access_key_secret),
+            &format!(
+                "access_key_secret_file = {:?}",
+                secret_file.display().to_string()
+            ),
+        );
+    assert!(text.contains("access_key_secret_file"), "{text}");
+    let path = fleet.write("exporter", &text);
+    let e = fleet.exporter("exporter", "127.0.0.1", &path, &[]);
+    wait_for("the exporter", &[&e.proc], || async {
+        ready(&e).await == 200
+    })
+    .await;
+    let t = scrape(&e).await;
+    assert!(
+        t.lines()
+            .filter(|l| l.starts_with("multicloud_scrape_success{"))
+            .all(|l| l.ends_with(" 0")),
+        "{t}"
+    );
+    assert!(t.contains("status=\"auth_error\""), "{t}");
+
+    write(&secret_file, &format!("{}\n", account.access_key_secret));
+    wait_for("the rotated secret to be reloaded", &[&e.proc], || async {
+        let t = scrape(&e).await;
+        reloads(&t, "file_change", "success") == 1.0
+    })
+    .await;
+    let t = scrape(&e).await;
+    let jobs: Vec<&str> = t
+        .lines()
+        .filter(|l| l.starts_with("multicloud_scrape_success{"))
+        .collect();
+    assert!(!jobs.is_empty());
+    assert!(jobs.iter().all(|l| l.ends_with(" 1")), "{t}");
 }

@@ -428,6 +428,7 @@ mod tests {
             role_arn: None,
             external_id: None,
             project_ids: Default::default(),
+            credential_files: Vec::new(),
         };
         let shared = Shared::new(
             Arc::new(crate::render::SelfMetrics::new()),
