@@ -1068,6 +1068,26 @@ pub struct SimulatorAccount {
     pub regions: Vec<String>,
 }
 
+impl SimulatorAccount {
+    /// The account as an `[[accounts]]` table of `config.toml`, every product of its cloud,
+    /// served at `endpoint`.
+    pub fn config_toml(&self, endpoint: &str) -> String {
+        let list = |v: &mut dyn Iterator<Item = &str>| {
+            v.map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
+        };
+        format!(
+            "\n[[accounts]]\ncloud = {:?}\naccount_id = {:?}\naccess_key_id = {:?}\naccess_key_secret = {:?}\nregions = [{}]\nproducts = [{}]\nendpoint = {:?}\n",
+            self.cloud.as_str(),
+            self.account_id,
+            self.access_key_id,
+            self.access_key_secret,
+            list(&mut self.regions.iter().map(String::as_str)),
+            list(&mut self.cloud.products().iter().map(|p| p.as_str())),
+            endpoint
+        )
+    }
+}
+
 /// The config the `demo` subcommand and tests use, pointing every account at a simulator.
 pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: SocketAddr) -> Config {
     Config {

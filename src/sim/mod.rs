@@ -16,6 +16,7 @@ pub mod aliyun;
 pub mod aws;
 pub mod estate;
 pub mod huawei;
+pub mod synthetic;
 pub mod tencent;
 pub mod values;
 
@@ -78,10 +79,30 @@ pub struct SimSettings {
     pub ingestion_delay_s: i64,
     /// Fixed latency added to every call.
     pub latency: Duration,
+    /// Latency added to the calls of one cloud (over `latency`): a latency model per cloud.
+    pub latency_by_cloud: BTreeMap<Cloud, Duration>,
+    /// A uniformly random extra latency below this, per call (zero: none).
+    pub latency_jitter: Duration,
     /// Instances one Tencent GetMonitorData call may carry (documented: 50).
     pub tencent_max_instances: usize,
     /// Datapoints one AWS GetMetricData page holds before `NextToken` (documented: 100,800).
     pub aws_page_datapoints: usize,
+}
+
+impl SimSettings {
+    /// The latency of one call to `cloud`: the fixed part, the cloud's, and a random jitter.
+    pub fn latency_of(&self, cloud: Cloud) -> Duration {
+        let mut l = self.latency
+            + self
+                .latency_by_cloud
+                .get(&cloud)
+                .copied()
+                .unwrap_or_default();
+        if !self.latency_jitter.is_zero() {
+            l += self.latency_jitter.mul_f64(fastrand::f64());
+        }
+        l
+    }
 }
 
 impl Default for SimSettings {
@@ -90,6 +111,8 @@ impl Default for SimSettings {
             qps_limit: 50,
             ingestion_delay_s: 30,
             latency: Duration::ZERO,
+            latency_by_cloud: BTreeMap::new(),
+            latency_jitter: Duration::ZERO,
             tencent_max_instances: 50,
             aws_page_datapoints: 100_800,
         }
@@ -410,8 +433,22 @@ async fn handle(
             .collect(),
         body,
     };
-    if !state.settings.latency.is_zero() {
-        tokio::time::sleep(state.settings.latency).await;
+    let cloud = if sreq.path.starts_with("/-/") {
+        None
+    } else if aws::is_aws(&sreq) {
+        Some(Cloud::Aws)
+    } else if huawei::is_huawei(&sreq) {
+        Some(Cloud::Huawei)
+    } else if tencent::is_tencent(&sreq) {
+        Some(Cloud::Tencent)
+    } else {
+        Some(Cloud::Aliyun)
+    };
+    if let Some(c) = cloud {
+        let latency = state.settings.latency_of(c);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
     }
     let resp = match sreq.path.as_str() {
         "/-/calls" => SimResponse::json(200, &serde_json::json!(state.calls_by_account())),
@@ -426,10 +463,12 @@ async fn handle(
             }
             Err(e) => SimResponse::json(400, &serde_json::json!({"error": e})),
         },
-        _ if aws::is_aws(&sreq) => aws::handle(&state, &sreq).await,
-        _ if huawei::is_huawei(&sreq) => huawei::handle(&state, &sreq).await,
-        _ if tencent::is_tencent(&sreq) => tencent::handle(&state, &sreq).await,
-        _ => aliyun::handle(&state, &sreq).await,
+        _ => match cloud {
+            Some(Cloud::Aws) => aws::handle(&state, &sreq).await,
+            Some(Cloud::Huawei) => huawei::handle(&state, &sreq).await,
+            Some(Cloud::Tencent) => tencent::handle(&state, &sreq).await,
+            _ => aliyun::handle(&state, &sreq).await,
+        },
     };
     let mut r = Response::new(Full::new(Bytes::from(resp.body)));
     *r.status_mut() =

@@ -294,7 +294,7 @@ access_key_secret = "big-secret"
 [[accounts.generate]]
 product = "clb"
 region = "cn-hangzhou"
-count = 1100
+count = 1500
 prefix = "lb-gen"
 "#,
     )
@@ -307,9 +307,9 @@ prefix = "lb-gen"
     let snap = collect(&h).await;
     assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
     let t = text(&h, &snap);
-    assert_eq!(series(&t, "clb_active_connections"), 1100);
+    assert_eq!(series(&t, "clb_active_connections"), 1500);
     let v = raw_value(
-        "lb-gen-01099",
+        "lb-gen-01499",
         "InstanceActiveConnection",
         "",
         T60,
@@ -320,12 +320,12 @@ prefix = "lb-gen"
         value(
             &t,
             "clb_active_connections",
-            &[("resource_id", "lb-gen-01099")]
+            &[("resource_id", "lb-gen-01499")]
         ),
         Some(v)
     );
-    // 1100 load balancers: 11 pages of 100; every metric: all instances in 2 pages of 1000.
-    assert_eq!(h.sim.state.calls_to("slb.DescribeLoadBalancers"), 11);
+    // 1500 load balancers: 15 pages of 100; every metric: all instances in 2 pages of 1440.
+    assert_eq!(h.sim.state.calls_to("slb.DescribeLoadBalancers"), 15);
     let sources: usize =
         h.rt.mappings
             .families_for(Product::Clb, multicloud_exporter::cloud::Cloud::Aliyun)

@@ -7,6 +7,7 @@ mod aliyun;
 mod aws;
 mod chart;
 mod cost;
+mod estate;
 mod fleet;
 mod huawei;
 mod logs;

@@ -203,23 +203,7 @@ impl Fleet {
             if !keep(&mut a) {
                 continue;
             }
-            let regions: Vec<String> = a.regions.iter().map(|r| format!("{r:?}")).collect();
-            let products: Vec<String> = a
-                .cloud
-                .products()
-                .iter()
-                .map(|p| format!("{:?}", p.as_str()))
-                .collect();
-            text.push_str(&format!(
-                "\n[[accounts]]\ncloud = {:?}\naccount_id = {:?}\naccess_key_id = {:?}\naccess_key_secret = {:?}\nregions = [{}]\nproducts = [{}]\nendpoint = {:?}\n",
-                a.cloud.as_str(),
-                a.account_id,
-                a.access_key_id,
-                a.access_key_secret,
-                regions.join(", "),
-                products.join(", "),
-                self.sim_url
-            ));
+            text.push_str(&a.config_toml(&self.sim_url));
         }
         text
     }

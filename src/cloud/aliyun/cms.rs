@@ -1,7 +1,8 @@
 //! CloudMonitor (CMS 2019-01-01) monitor data: `DescribeMetricMetaList` for the periods each
 //! metric supports, and `DescribeMetricLast` for the newest point of every series. Per metric the
 //! cheaper of two shapes is used: dimension-less paging over every instance of the namespace
-//! (1000 rows a page), or the resources' dimensions in batches of 50 (the per-call limit).
+//! (1440 rows a page, the most `Length` allows), or the resources' dimensions in batches of 50
+//! (the per-call limit).
 
 use std::collections::{HashMap, HashSet};
 
@@ -31,8 +32,8 @@ pub const DESCRIBE_METRIC_META_LIST: Api = Api {
 
 /// Most instances in one call's `Dimensions` (API limit).
 pub const MAX_DIMENSIONS: usize = 50;
-/// Rows per page asked for (`Length`; API default 1000, maximum 1440).
-pub const PAGE_LENGTH: usize = 1000;
+/// Rows per page asked for (`Length`: API default 1000, maximum 1440; `cloud-apis.md` §E).
+pub const PAGE_LENGTH: usize = 1440;
 /// Metadata rows per page.
 const META_PAGE_SIZE: usize = 1000;
 /// Most pages followed for one query, against a cursor that never ends.
@@ -387,16 +388,17 @@ mod tests {
         assert_eq!(query_shape(50, 1.0), QueryShape::Batched { calls: 1 });
         assert_eq!(query_shape(51, 1.0), QueryShape::AllInstances { pages: 1 });
         assert_eq!(
-            query_shape(1000, 1.0),
+            query_shape(1440, 1.0),
             QueryShape::AllInstances { pages: 1 }
         );
         assert_eq!(
-            query_shape(1001, 1.0),
+            query_shape(1441, 1.0),
             QueryShape::AllInstances { pages: 2 }
         );
         assert_eq!(query_shape(120, 2.0), QueryShape::AllInstances { pages: 1 });
-        // 30 series per resource: batches of 50 need 2 pages each, all-instances 30 pages for 1000.
-        assert_eq!(query_shape(1000, 30.0).calls(), 30);
+        // 30 series per resource: batches of 50 need 2 pages each (40 calls for 1000), all
+        // instances 21 pages of 1440.
+        assert_eq!(query_shape(1000, 30.0).calls(), 21);
         assert_eq!(
             query_shape(100, 30.0),
             QueryShape::AllInstances { pages: 3 }

@@ -5,6 +5,8 @@
 pub mod catalogue;
 mod handlers;
 
+pub use handlers::fan_out_combinations;
+
 use serde_json::json;
 
 use super::{FaultKind, SimRequest, SimResponse, SimState};
