@@ -588,6 +588,11 @@ async fn measure_sharding(
     json!({"size": size, "jobs": jobs, "rows": rows})
 }
 
+/// A JSON count as a number (Value's Display ignores widths).
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
 fn print_table(results: &[Value], sharding: &Value, o: &Options) {
     let latency: Vec<String> = o
         .latency
@@ -611,12 +616,12 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
     for r in results {
         println!(
             "{:>8} {:>8} {:>6} {:>7} {:>7} {:>9} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>6.2} {:>8.1} {:>9.2} {:>9.1} {:>10}",
-            r["size"],
-            r["series"],
-            r["failed_jobs_warm"],
-            r["cold_calls"],
-            r["warm_calls"],
-            r["minimum_calls"],
+            u(&r["size"]),
+            u(&r["series"]),
+            u(&r["failed_jobs_warm"]),
+            u(&r["cold_calls"]),
+            u(&r["warm_calls"]),
+            u(&r["minimum_calls"]),
             r["warm_calls_ratio"].as_f64().unwrap_or(0.0),
             r["ha_pair_ratio"].as_f64().unwrap_or(0.0),
             r["warm_wall_s"].as_f64().unwrap_or(0.0),
@@ -625,7 +630,7 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
             mib(r["peak_rss_bytes"].as_u64().unwrap_or(0)),
             r["rss_growth_bytes"].as_i64().unwrap_or(0) as f64 / (1024.0 * 1024.0),
             r["cpu_per_warm_scrape_s"].as_f64().unwrap_or(0.0) * 1000.0,
-            r["exposition_bytes"],
+            u(&r["exposition_bytes"]),
         );
     }
     println!("\nwarm monitor calls ÷ minimum, per cloud:");
@@ -642,7 +647,7 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
                 )
             })
             .collect();
-        println!("{:>8}  {}", r["size"], parts.join("   "));
+        println!("{:>8}  {}", u(&r["size"]), parts.join("   "));
     }
     println!(
         "\nsharding ({} series, {} jobs): max calls per replica ÷ (total ÷ N)",
