@@ -325,6 +325,15 @@ async fn reloads_apply_good_configs_and_keep_serving_through_bad_ones() {
     .await;
     same_as_fresh(&fleet, &e, &v5, "file").await;
 
+    // The watcher off again first, so the next edit is applied by the POST below, not by the
+    // watcher before it (which would leave the POST nothing to report); a check already
+    // sleeping finds nothing new, as the POST restamps the files.
+    let v5_off = fleet.config_text(&server("0s"), "", aliyun);
+    write(&path, &v5_off);
+    let (status, _, body) = admin("POST", &reload_url, Some(&alice)).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
     // A setting that needs a restart is reported. (The listen address here comes from
     // --web.listen-address, which wins over the file, so changing it in the file changes nothing.)
     let v6 = fleet.config_text(&server("0s"), "", aliyun).replace(
