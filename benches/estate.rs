@@ -12,7 +12,9 @@
 //! `cargo bench --bench estate` runs the full sizes (100 … 100,000 series);
 //! `cargo bench --bench estate -- --quick` a smoke run of the small ones. Options:
 //! `--sizes 100,1000`, `--latency-ms 20` (or `aliyun=20,tencent=30,…`), `--jitter-ms 0`,
-//! `--scrapes N` (warm scrapes for the RSS growth). Writes `target/estate.json`.
+//! `--scrapes N` (warm scrapes for the RSS growth), `--shard-size N` (0 skips sharding),
+//! `--wrap "valgrind --tool=massif"` (run the exporter under a profiler). Writes
+//! `target/estate.json`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 use multicloud_exporter::clock::Clock;
 use multicloud_exporter::cloud::limiter::{documented_quota, SAFE_FRACTION};
 use multicloud_exporter::cloud::{Cloud, Product};
-use multicloud_exporter::cost::minimum::{estate_demands, minimum_calls};
+use multicloud_exporter::cost::minimum::{self, estate_demands, minimum_calls};
 use multicloud_exporter::mapping::MappingSet;
 use multicloud_exporter::sim::estate::Estate;
 use multicloud_exporter::sim::synthetic::{Layout, Slot};
@@ -37,14 +39,15 @@ const PRODUCT_CONCURRENCY: u64 = 2;
 const METRIC_CONCURRENCY: u64 = 5;
 const SCRAPE_INTERVAL_S: u64 = 60;
 const INGESTION_DELAY_S: u64 = 120;
-/// The monitor API of each cloud, as the simulator counts it and as the limiter names it.
+/// The monitor API of each cloud: as the simulator counts it, and as the limiter names it.
 fn monitor_api(cloud: Cloud) -> (&'static str, &'static str) {
-    match cloud {
-        Cloud::Aliyun => ("cms.DescribeMetricLast", "DescribeMetricLast"),
-        Cloud::Tencent => ("monitor.GetMonitorData", "GetMonitorData"),
-        Cloud::Aws => ("monitoring.GetMetricData", "GetMetricData"),
-        Cloud::Huawei => ("ces.BatchListMetricData", "BatchListMetricData"),
-    }
+    let counted = minimum::monitor_api(cloud);
+    (
+        counted,
+        counted
+            .split_once('.')
+            .map_or(counted, |(_, action)| action),
+    )
 }
 
 struct Options {
@@ -52,7 +55,10 @@ struct Options {
     latency: BTreeMap<Cloud, Duration>,
     jitter: Duration,
     scrapes: usize,
+    /// Series of the sharding measurement (0: skipped).
     shard_size: u64,
+    /// A command the exporter runs under (a profiler), split on whitespace.
+    wrap: Vec<String>,
     quick: bool,
 }
 
@@ -124,13 +130,22 @@ fn options() -> Options {
                 .unwrap_or_else(|_| fail(format!("--scrapes: {s:?}")))
         })
         .unwrap_or(if quick { 2 } else { 100 });
-    let shard_size = if quick { 1_000 } else { 10_000 };
+    let shard_size = value("--shard-size")
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|_| fail(format!("--shard-size: {s:?}")))
+        })
+        .unwrap_or(if quick { 1_000 } else { 10_000 });
+    let wrap = value("--wrap")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
     Options {
         sizes,
         latency,
         jitter,
         scrapes,
         shard_size,
+        wrap,
         quick,
     }
 }
@@ -213,13 +228,21 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| fail(format!("no free port: {e}")))
 }
 
-async fn start_exporter(dir: &Path, name: &str, config: &str) -> Exporter {
+async fn start_exporter(dir: &Path, name: &str, config: &str, wrap: &[String]) -> Exporter {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, config).unwrap_or_else(|e| fail(format!("{}: {e}", path.display())));
     let port = free_port();
     let log = std::fs::File::create(dir.join(format!("{name}.log")))
         .unwrap_or_else(|e| fail(format!("log file: {e}")));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_multicloud-exporter"));
+    let binary = env!("CARGO_BIN_EXE_multicloud-exporter");
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
     cmd.args(["serve", "--config.file"])
         .arg(&path)
         .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
@@ -444,7 +467,7 @@ async fn measure_size(
     let minimum = minimum_calls(&demands);
     let sim = start_sim(estate.clone(), o).await;
     let config = config_text(&estate, &sim.url());
-    let e = start_exporter(dir, &format!("size-{size}"), &config).await;
+    let e = start_exporter(dir, &format!("size-{size}"), &config, &o.wrap).await;
     let pid = e.child.id();
     let client = reqwest::Client::new();
 
@@ -514,7 +537,6 @@ async fn measure_size(
         "failed_jobs_cold": failed_cold,
         "failed_jobs_warm": failed_warm,
         "cold_calls": cold_calls.values().sum::<u64>(),
-        "cold_calls_ratio": ratio(cold_calls.values().sum::<u64>(), min_total),
         "warm_calls": warm_total,
         "warm_monitor_calls": monitor_total,
         "minimum_calls": min_total,
@@ -689,7 +711,7 @@ fn main() {
         };
         let unit_estate = unit.estate(|_| 1);
         let sim = start_sim(unit_estate.clone(), &o).await;
-        let e = start_exporter(&dir, "calibration", &config_text(&unit_estate, &sim.url())).await;
+        let e = start_exporter(&dir, "calibration", &config_text(&unit_estate, &sim.url()), &[]).await;
         let (text, _) = scrape(&reqwest::Client::new(), &e).await;
         let series_of = series_per_resource(&text, &unit_estate);
         drop(e);
@@ -701,8 +723,12 @@ fn main() {
             eprintln!("estate: measuring {size} series");
             results.push(measure_size(*size, &series_of, &mappings, &o, &dir, ticks).await);
         }
-        eprintln!("estate: sharding at {} series", o.shard_size);
-        let sharding = measure_sharding(o.shard_size, &series_of, &mappings, &o).await;
+        let sharding = if o.shard_size > 0 {
+            eprintln!("estate: sharding at {} series", o.shard_size);
+            measure_sharding(o.shard_size, &series_of, &mappings, &o).await
+        } else {
+            json!({"size": 0, "jobs": 0, "rows": []})
+        };
         print_table(&results, &sharding, &o);
         let report = json!({
             "quick": o.quick,

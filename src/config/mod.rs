@@ -1072,17 +1072,20 @@ impl SimulatorAccount {
     /// The account as an `[[accounts]]` table of `config.toml`, every product of its cloud,
     /// served at `endpoint`.
     pub fn config_toml(&self, endpoint: &str) -> String {
-        let list = |v: &mut dyn Iterator<Item = &str>| {
-            v.map(|s| format!("{s:?}")).collect::<Vec<_>>().join(", ")
-        };
+        fn list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+            items
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
         format!(
             "\n[[accounts]]\ncloud = {:?}\naccount_id = {:?}\naccess_key_id = {:?}\naccess_key_secret = {:?}\nregions = [{}]\nproducts = [{}]\nendpoint = {:?}\n",
             self.cloud.as_str(),
             self.account_id,
             self.access_key_id,
             self.access_key_secret,
-            list(&mut self.regions.iter().map(String::as_str)),
-            list(&mut self.cloud.products().iter().map(|p| p.as_str())),
+            list(self.regions.iter().map(String::as_str)),
+            list(self.cloud.products().iter().map(|p| p.as_str())),
             endpoint
         )
     }

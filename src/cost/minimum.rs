@@ -20,7 +20,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::cloud::{Cloud, Product};
+use crate::cloud::Cloud;
 use crate::mapping::{MappingSet, SourceSpec};
 use crate::sim::estate::{Estate, SimResource};
 
@@ -40,6 +40,17 @@ pub const AWS_POINTS_PER_PAGE: u64 = 100_800;
 pub const HUAWEI_METRICS_PER_CALL: u64 = 500;
 /// Huawei `batch-query-metric-data`: datapoints per call.
 pub const HUAWEI_POINTS_PER_CALL: u64 = 3000;
+
+/// The monitor API whose calls [`minimum_calls`] counts, as the simulator names it
+/// (`<service>.<Action>`; the limiter and the cloud know it by the action alone).
+pub fn monitor_api(cloud: Cloud) -> &'static str {
+    match cloud {
+        Cloud::Aliyun => "cms.DescribeMetricLast",
+        Cloud::Tencent => "monitor.GetMonitorData",
+        Cloud::Aws => "monitoring.GetMetricData",
+        Cloud::Huawei => "ces.BatchListMetricData",
+    }
+}
 
 /// What one group of series asks of a cloud: the series that may share calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -299,25 +310,14 @@ pub fn estate_demands(
     out
 }
 
-/// Products with resources in an estate, per cloud (for reports).
-pub fn products_in(estate: &Estate) -> BTreeMap<Cloud, Vec<Product>> {
-    let mut out: BTreeMap<Cloud, Vec<Product>> = BTreeMap::new();
-    for a in &estate.accounts {
-        for r in &a.resources {
-            if let Some(p) = r.product() {
-                let v = out.entry(a.cloud).or_default();
-                if !v.contains(&p) {
-                    v.push(p);
-                }
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The minimum of demands of one cloud.
+    fn calls(demands: &[Demand]) -> u64 {
+        minimum_calls(demands).values().sum()
+    }
 
     fn d(
         cloud: Cloud,
@@ -342,81 +342,48 @@ mod tests {
     #[test]
     fn each_cloud_packs_to_its_documented_limits() {
         // Aliyun: 1440 rows a page without Dimensions, or 50 named instances a call.
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Aliyun, "m", 1440, 1, 1, 3)])[&Cloud::Aliyun],
-            1
-        );
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Aliyun, "m", 1441, 1, 1, 3)])[&Cloud::Aliyun],
-            2
-        );
+        assert_eq!(calls(&[d(Cloud::Aliyun, "m", 1440, 1, 1, 3)]), 1);
+        assert_eq!(calls(&[d(Cloud::Aliyun, "m", 1441, 1, 1, 3)]), 2);
         // 30 instances of 2 rows each: 60 rows, one page either way.
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Aliyun, "m", 30, 2, 1, 3)])[&Cloud::Aliyun],
-            1
-        );
+        assert_eq!(calls(&[d(Cloud::Aliyun, "m", 30, 2, 1, 3)]), 1);
         // 750 instances of 2 rows: 1500 rows = 2 pages; named with the filter, 15 calls.
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Aliyun, "m", 750, 2, 1, 3)])[&Cloud::Aliyun],
-            2
-        );
+        assert_eq!(calls(&[d(Cloud::Aliyun, "m", 750, 2, 1, 3)]), 2);
         // Two metrics never share a call.
         assert_eq!(
-            minimum_calls(&[
+            calls(&[
                 d(Cloud::Aliyun, "a", 10, 1, 1, 3),
                 d(Cloud::Aliyun, "b", 10, 1, 1, 3)
-            ])[&Cloud::Aliyun],
+            ]),
             2
         );
         // Tencent: 50 instances, or fewer when 7200 datapoints bind.
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Tencent, "m", 101, 1, 1, 3)])[&Cloud::Tencent],
-            3
-        );
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Tencent, "m", 100, 1, 1, 1440)])[&Cloud::Tencent],
-            20
-        );
+        assert_eq!(calls(&[d(Cloud::Tencent, "m", 101, 1, 1, 3)]), 3);
+        assert_eq!(calls(&[d(Cloud::Tencent, "m", 100, 1, 1, 1440)]), 20);
         // AWS: products of one region and period add up to 500 queries a call.
         assert_eq!(
-            minimum_calls(&[
+            calls(&[
                 d(Cloud::Aws, "60", 20, 16, 16, 3),
                 d(Cloud::Aws, "60", 15, 13, 13, 3)
-            ])[&Cloud::Aws],
+            ]),
             2
         );
         assert_eq!(
-            minimum_calls(&[
+            calls(&[
                 d(Cloud::Aws, "60", 20, 16, 16, 3),
                 d(Cloud::Aws, "86400", 15, 6, 6, 3)
-            ])[&Cloud::Aws],
+            ]),
             2
         );
         // ...and 100,800 datapoints a page: 500 queries of 1440 points need 8 pages.
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Aws, "60", 500, 1, 1, 1440)])[&Cloud::Aws],
-            8
-        );
+        assert_eq!(calls(&[d(Cloud::Aws, "60", 500, 1, 1, 1440)]), 8);
         // Huawei: 500 metrics, or 3000 datapoints.
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Huawei, "60|average", 27, 19, 19, 3)])[&Cloud::Huawei],
-            2
-        );
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Huawei, "60|average", 10, 19, 19, 60)])[&Cloud::Huawei],
-            4
-        );
+        assert_eq!(calls(&[d(Cloud::Huawei, "60|average", 27, 19, 19, 3)]), 2);
+        assert_eq!(calls(&[d(Cloud::Huawei, "60|average", 10, 19, 19, 60)]), 4);
         // Accounts and regions never share a call; nothing asked costs nothing.
         let mut other = d(Cloud::Tencent, "m", 1, 1, 1, 3);
         other.region = "r2".into();
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Tencent, "m", 1, 1, 1, 3), other])[&Cloud::Tencent],
-            2
-        );
-        assert_eq!(
-            minimum_calls(&[d(Cloud::Huawei, "x", 0, 19, 19, 3)])[&Cloud::Huawei],
-            0
-        );
+        assert_eq!(calls(&[d(Cloud::Tencent, "m", 1, 1, 1, 3), other]), 2);
+        assert_eq!(calls(&[d(Cloud::Huawei, "x", 0, 19, 19, 3)]), 0);
     }
 
     #[test]

@@ -5,20 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use multicloud_exporter::cost::minimum::{estate_demands, minimum_calls};
+use multicloud_exporter::cost::minimum::{estate_demands, minimum_calls, monitor_api};
 use multicloud_exporter::sim::synthetic::{Layout, Slot};
 
 use super::*;
-
-/// The monitor API of each cloud as the simulator counts it.
-fn monitor_api(cloud: Cloud) -> &'static str {
-    match cloud {
-        Cloud::Aliyun => "cms.DescribeMetricLast",
-        Cloud::Tencent => "monitor.GetMonitorData",
-        Cloud::Aws => "monitoring.GetMetricData",
-        Cloud::Huawei => "ces.BatchListMetricData",
-    }
-}
 
 /// Calls served per cloud: (monitor API, everything).
 fn served(h: &Harness) -> BTreeMap<Cloud, (u64, u64)> {
