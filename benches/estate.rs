@@ -215,7 +215,18 @@ struct Exporter {
 }
 
 impl Drop for Exporter {
+    /// SIGTERM first, so the exporter (or a profiler it runs under) ends cleanly and writes
+    /// what it has; SIGKILL after 30 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..300 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
