@@ -34,6 +34,15 @@ fn sample_value(sample: &Value) -> f64 {
     sample["value"][1].as_str().unwrap().parse().unwrap()
 }
 
+/// The newest `(timestamp, value)` of a range-vector series.
+fn last_sample(series: &Value) -> (f64, f64) {
+    let last = series["values"].as_array().unwrap().last().unwrap();
+    (
+        last[0].as_f64().unwrap(),
+        last[1].as_str().unwrap().parse().unwrap(),
+    )
+}
+
 /// The timestamp (Unix seconds) of the datapoint the exporter exports for a 60 s metric when it
 /// collects at `now_s`: its query window ends at the start of the newest ended period
 /// (`cloud::period::window`), and the simulator publishes a point 30 s after its period ends.
@@ -109,16 +118,23 @@ async fn a_real_prometheus_gets_exact_values_and_partial_results_inside_its_time
     for s in &success {
         assert_eq!(sample_value(s), 1.0, "{s}");
     }
+    // A range selector returns each sample with its own timestamp (the scrape's start); an
+    // instant query's timestamp is the evaluation time, which can fall in a later minute.
     let series = query(
         &prom,
-        "clb_active_connections{job=\"demo\",cloud_provider=\"aliyun\",resource_id=\"lb-bp1demo0001\"}",
+        "clb_active_connections{job=\"demo\",cloud_provider=\"aliyun\",resource_id=\"lb-bp1demo0001\"}[3m]",
     )
     .await;
     assert_eq!(series.len(), 1, "{series:?}");
-    let got = sample_value(&series[0]);
-    // The scrape started at the sample's timestamp and collected within its duration.
-    let scraped_at = series[0]["value"][0].as_f64().unwrap();
-    let took = sample_value(&query(&prom, "scrape_duration_seconds{job=\"demo\"}").await[0]);
+    let (scraped_at, got) = last_sample(&series[0]);
+    // The scrape collected within its duration after that timestamp.
+    let durations = query(&prom, "scrape_duration_seconds{job=\"demo\"}[3m]").await;
+    let took = durations[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0].as_f64() == Some(scraped_at))
+        .map_or(50.0, |p| p[1].as_str().unwrap().parse().unwrap());
     let candidates: Vec<f64> = [
         exported_point(scraped_at),
         exported_point(scraped_at + took),
