@@ -15,13 +15,17 @@ use prometheus::{
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
 use crate::mapping::{MappingSet, COMMON_LABELS};
 
-/// One exported value of a cloud family.
+/// One exported value of a cloud family. Its common labels are the job's and its resource's
+/// ([`JobResult::label`]), so a sample owns only its family's own label values: at 100,000
+/// series, owned copies of every label would be most of the process's memory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
     /// Index of the family in [`MappingSet::families`].
     pub family: usize,
-    /// Label values: the common ones, then the family's extra labels in order.
-    pub labels: Vec<String>,
+    /// Index of the resource in the job's [`JobResult::resources`].
+    pub resource: u32,
+    /// Values of the family's own labels, in the family's order (most families have none).
+    pub extra: Box<[Box<str>]>,
     /// The value in base units.
     pub value: f64,
 }
@@ -51,6 +55,23 @@ pub struct JobResult {
     pub calls: u64,
     /// Smallest period of the job's points, seconds (0 when none).
     pub min_period_s: u64,
+}
+
+impl JobResult {
+    /// Label value `i` of a sample of this job: [`COMMON_LABELS`] in order, then the family's
+    /// own labels.
+    pub fn label<'a>(&'a self, sample: &'a Sample, i: usize) -> &'a str {
+        let resource = self.resources.get(sample.resource as usize);
+        match i {
+            0 => self.cloud.as_str(),
+            1 => &self.account_id,
+            2 => &self.region,
+            3 => self.product.as_str(),
+            4 => resource.map_or("", |r| r.id.as_str()),
+            5 => resource.map_or("", Resource::code_name),
+            n => sample.extra.get(n - COMMON_LABELS.len()).map_or("", |v| v),
+        }
+    }
 }
 
 /// The result of one collection.
@@ -515,61 +536,91 @@ fn escape_into(out: &mut String, v: &str, quotes: bool) {
     }
 }
 
-/// The cloud families of a snapshot in the text format, one text per family name, written
-/// straight from the samples: a registry would copy every label name and value of every series
-/// twice (its metrics, then the gathered families), which at 100,000 series is most of the
-/// process's memory and CPU. The output is what the registry's encoder writes: labels in name
-/// order, series sorted by their label values in that order, values as Rust prints an `f64`.
-pub fn write_cloud_families(snapshot: &Snapshot, mappings: &MappingSet) -> Vec<(String, String)> {
-    let mut by_family: BTreeMap<usize, Vec<&Sample>> = BTreeMap::new();
+/// A sample with the job it belongs to (whose labels it shares).
+type Series<'a> = (&'a JobResult, &'a Sample);
+
+/// The series of each cloud family of a snapshot, by family index, sorted as the registry's
+/// encoder sorts them (by label values in label-name order) and without duplicates.
+fn cloud_families<'a>(
+    snapshot: &'a Snapshot,
+    mappings: &'a MappingSet,
+) -> Vec<(&'a crate::mapping::FamilySpec, Vec<usize>, Vec<Series<'a>>)> {
+    let mut by_family: BTreeMap<usize, Vec<Series<'a>>> = BTreeMap::new();
     for job in &snapshot.jobs {
         for s in &job.samples {
-            by_family.entry(s.family).or_default().push(s);
+            by_family.entry(s.family).or_default().push((job, s));
         }
     }
     let mut out = Vec::with_capacity(by_family.len());
-    for (idx, mut samples) in by_family {
+    for (idx, mut series) in by_family {
         let Some(fam) = mappings.families.get(idx) else {
             continue;
         };
-        let mut names: Vec<&str> = COMMON_LABELS.to_vec();
-        names.extend(fam.labels.iter().map(String::as_str));
-        let mut order: Vec<usize> = (0..names.len()).collect();
-        order.sort_by_key(|i| names[*i]);
-        samples.sort_by(|a, b| {
+        let width = COMMON_LABELS.len() + fam.labels.len();
+        let name = |i: usize| {
+            COMMON_LABELS
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| fam.labels[i - COMMON_LABELS.len()].as_str())
+        };
+        let mut order: Vec<usize> = (0..width).collect();
+        order.sort_by_key(|i| name(*i));
+        let key = |(job, s): &Series<'a>, i: usize| job.label(s, i);
+        series.sort_by(|a, b| {
             order
                 .iter()
-                .map(|i| a.labels.get(*i).cmp(&b.labels.get(*i)))
+                .map(|i| key(a, *i).cmp(key(b, *i)))
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        samples.dedup_by(|a, b| a.labels == b.labels);
-        let mut text = String::with_capacity(64 + samples.len() * 160);
-        text.push_str("# HELP ");
-        text.push_str(&fam.name);
-        text.push(' ');
-        escape_into(&mut text, &fam.help, false);
-        text.push_str("\n# TYPE ");
-        text.push_str(&fam.name);
-        text.push_str(" gauge\n");
-        for s in samples {
-            text.push_str(&fam.name);
-            let mut separator = '{';
-            for i in &order {
-                text.push(separator);
-                text.push_str(names[*i]);
-                text.push_str("=\"");
-                escape_into(&mut text, s.labels.get(*i).map_or("", String::as_str), true);
-                text.push('"');
-                separator = ',';
-            }
-            // Writing to a String cannot fail.
-            let _ = writeln!(text, "}} {}", s.value);
-        }
-        out.push((fam.name.clone(), text));
+        series.dedup_by(|a, b| order.iter().all(|i| key(a, *i) == key(b, *i)));
+        out.push((fam, order, series));
     }
     out
 }
+
+/// One cloud family in the text format, written straight from its samples: a registry would
+/// copy every label name and value of every series twice (its metrics, then the gathered
+/// families). The output is what the registry's encoder writes: labels in name order, values
+/// as Rust prints an `f64`.
+fn write_cloud_family(
+    out: &mut String,
+    fam: &crate::mapping::FamilySpec,
+    order: &[usize],
+    series: &[Series<'_>],
+) {
+    out.push_str("# HELP ");
+    out.push_str(&fam.name);
+    out.push(' ');
+    escape_into(out, &fam.help, false);
+    out.push_str("\n# TYPE ");
+    out.push_str(&fam.name);
+    out.push_str(" gauge\n");
+    for (job, s) in series {
+        out.push_str(&fam.name);
+        let mut separator = '{';
+        for i in order {
+            out.push(separator);
+            out.push_str(
+                COMMON_LABELS
+                    .get(*i)
+                    .copied()
+                    .unwrap_or_else(|| fam.labels[*i - COMMON_LABELS.len()].as_str()),
+            );
+            out.push_str("=\"");
+            escape_into(out, job.label(s, *i), true);
+            out.push('"');
+            separator = ',';
+        }
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "}} {}", s.value);
+    }
+}
+
+/// Size of the last exposition, to reserve the next one in one allocation instead of growing
+/// (and copying) it by doubling.
+static LAST_EXPOSITION_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
 
 /// Encode the snapshot (cloud families, job health, resource info) and the self-metrics as
 /// exposition text, families in name order.
@@ -578,10 +629,11 @@ pub fn render(
     mappings: &MappingSet,
     self_metrics: &SelfMetrics,
 ) -> Result<String, String> {
+    use std::sync::atomic::Ordering;
     let fresh = snapshot_registry(snapshot).map_err(|e| format!("building the registry: {e}"))?;
-    let mut families: BTreeMap<String, String> = write_cloud_families(snapshot, mappings)
-        .into_iter()
-        .collect();
+    // The registry families are small; the cloud families are written straight into the
+    // output, merged with them in name order.
+    let mut registry_families: BTreeMap<String, String> = BTreeMap::new();
     let encoder = TextEncoder::new();
     for mf in fresh
         .gather()
@@ -593,12 +645,30 @@ pub fn render(
             .encode(std::slice::from_ref(&mf), &mut buf)
             .map_err(|e| format!("encoding: {e}"))?;
         let text = String::from_utf8(buf).map_err(|e| format!("encoding: {e}"))?;
-        families.insert(mf.get_name().to_string(), text);
+        registry_families.insert(mf.get_name().to_string(), text);
     }
-    let mut out = String::with_capacity(families.values().map(String::len).sum());
-    for text in families.values() {
-        out.push_str(text);
+    enum Part<'a> {
+        Registry(&'a str),
+        Cloud(&'a crate::mapping::FamilySpec, Vec<usize>, Vec<Series<'a>>),
     }
+    let mut parts: BTreeMap<&str, Part<'_>> = BTreeMap::new();
+    for (fam, order, series) in cloud_families(snapshot, mappings) {
+        parts.insert(fam.name.as_str(), Part::Cloud(fam, order, series));
+    }
+    // Cloud family names begin with their product (`clb_`), self-metrics with `multicloud_`:
+    // they never meet, and if they did the self-metric would win (one name, one family).
+    for (name, text) in &registry_families {
+        parts.insert(name.as_str(), Part::Registry(text));
+    }
+    let mut out =
+        String::with_capacity(LAST_EXPOSITION_BYTES.load(Ordering::Relaxed) * 11 / 10 + 4096);
+    for part in parts.values() {
+        match part {
+            Part::Registry(text) => out.push_str(text),
+            Part::Cloud(fam, order, series) => write_cloud_family(&mut out, fam, order, series),
+        }
+    }
+    LAST_EXPOSITION_BYTES.store(out.len(), Ordering::Relaxed);
     Ok(out)
 }
 
@@ -630,48 +700,68 @@ mod tests {
             .enumerate()
             .find(|(_, f)| !f.labels.is_empty())
             .unwrap();
-        let width = COMMON_LABELS.len() + fam.labels.len();
-        let sample = |seed: &str, value: f64| Sample {
+        let resource = |id: &str, code_name: &str| Resource {
+            id: id.into(),
+            name: String::new(),
+            region: "r".into(),
+            tags: [("CodeName".to_string(), code_name.to_string())].into(),
+            attributes: BTreeMap::new(),
+        };
+        let sample = |resource: u32, seed: &str, value: f64| Sample {
             family: idx,
-            labels: (0..width)
-                .map(|i| format!("{seed}{}", (i * 7) % 3))
+            resource,
+            extra: (0..fam.labels.len())
+                .map(|i| format!("{seed}{}", (i * 7) % 3).into())
                 .collect(),
             value,
         };
-        let mut tricky = sample("q\"uote\\back\nline", 0.1);
-        tricky.labels[0] = "a".into();
-        let samples = vec![
-            sample("z", 1.0),
-            sample("b", 2.5e-7),
-            tricky,
-            sample("m", 12345678.0),
-            sample("b2", -3.0),
-        ];
-        let job = JobResult {
+        let job = |account: &str, resources: Vec<Resource>, samples: Vec<Sample>| JobResult {
             cloud: Cloud::Aliyun,
-            account_id: "1".into(),
+            account_id: account.into(),
             region: "r".into(),
             product: fam.product,
             success: true,
             duration: Duration::ZERO,
-            resources: Arc::new(Vec::new()),
-            samples: samples.clone(),
+            resources: Arc::new(resources),
+            samples,
             error: None,
             calls: 0,
             min_period_s: 0,
         };
         let snapshot = Snapshot {
-            jobs: vec![job],
+            jobs: vec![
+                job(
+                    "2",
+                    vec![
+                        resource("lb-z", "b"),
+                        resource("lb-a", "q\"uote\\back\nline"),
+                    ],
+                    vec![
+                        sample(0, "z", 1.0),
+                        sample(1, "b", 2.5e-7),
+                        sample(0, "q\"uote", 0.1),
+                        // A duplicate series: the first is kept.
+                        sample(0, "z", 9.0),
+                    ],
+                ),
+                job(
+                    "1",
+                    vec![resource("lb-m", "a")],
+                    vec![sample(0, "m", 12345678.0), sample(0, "b2", -3.0)],
+                ),
+            ],
             ..Snapshot::default()
         };
         let mut names: Vec<&str> = COMMON_LABELS.to_vec();
         names.extend(fam.labels.iter().map(String::as_str));
         let g = GaugeVec::new(Opts::new(fam.name.clone(), fam.help.clone()), &names).unwrap();
-        for s in &samples {
-            let values: Vec<&str> = s.labels.iter().map(String::as_str).collect();
-            g.get_metric_with_label_values(&values)
-                .unwrap()
-                .set(s.value);
+        for job in &snapshot.jobs {
+            for s in job.samples.iter().rev() {
+                let values: Vec<&str> = (0..names.len()).map(|i| job.label(s, i)).collect();
+                g.get_metric_with_label_values(&values)
+                    .unwrap()
+                    .set(s.value);
+            }
         }
         let registry = Registry::new();
         registry.register(Box::new(g)).unwrap();
@@ -679,10 +769,15 @@ mod tests {
         TextEncoder::new()
             .encode(&registry.gather(), &mut want)
             .unwrap();
-        let got = write_cloud_families(&snapshot, &mappings);
-        assert_eq!(got.len(), 1);
-        assert_eq!(got[0].0, fam.name);
-        assert_eq!(got[0].1, String::from_utf8(want).unwrap());
+        let families = cloud_families(&snapshot, &mappings);
+        assert_eq!(families.len(), 1);
+        let (got_fam, order, series) = &families[0];
+        assert_eq!(got_fam.name, fam.name);
+        assert_eq!(series.len(), 5, "the duplicate is dropped");
+        let mut got = String::new();
+        write_cloud_family(&mut got, got_fam, order, series);
+        assert_eq!(got, String::from_utf8(want).unwrap());
+        assert!(got.contains("} 1\n"), "the first of the duplicates is kept");
     }
 
     #[test]

@@ -545,51 +545,53 @@ fn job_result(
         debug!(failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
         first_error.get_or_insert_with(|| e.clone());
     }
-    let by_id: std::collections::HashMap<&str, &Resource> =
-        resources.iter().map(|r| (r.id.as_str(), r)).collect();
-    let mut seen = HashSet::new();
+    let by_id: std::collections::HashMap<&str, u32> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i as u32))
+        .collect();
     for p in outcome.points {
         if min_period_s == 0 || p.period_s < min_period_s {
             min_period_s = p.period_s;
         }
         let item = &items[p.item];
         let fam = &rt.mappings.families[item.family];
-        let Some(res) = by_id.get(p.resource_id.as_str()) else {
+        let Some(&resource) = by_id.get(p.resource_id.as_str()) else {
             continue;
         };
-        let mut labels = vec![
-            job.cloud.as_str().to_string(),
-            job.account_id.clone(),
-            job.region.clone(),
-            job.product.as_str().to_string(),
-            res.id.clone(),
-            res.code_name().to_string(),
-        ];
-        for l in &fam.labels {
-            let v = item
-                .source
-                .labels
-                .get(l)
-                .cloned()
-                .or_else(|| {
-                    p.dimensions
-                        .iter()
-                        .find(|(k, _)| k == l)
-                        .map(|(_, v)| v.clone())
-                })
-                .unwrap_or_default();
-            labels.push(v);
-        }
-        // One series per (family, labels): a duplicate is dropped, never exported twice.
-        if !seen.insert((item.family, labels.clone())) {
-            continue;
-        }
+        // The common labels come from the job and the resource when the exposition is
+        // written; a sample keeps only what is its own.
+        let extra: Box<[Box<str>]> = fam
+            .labels
+            .iter()
+            .map(|l| {
+                item.source
+                    .labels
+                    .get(l)
+                    .map(String::as_str)
+                    .or_else(|| {
+                        p.dimensions
+                            .iter()
+                            .find(|(k, _)| k == l)
+                            .map(|(_, v)| v.as_str())
+                    })
+                    .unwrap_or_default()
+                    .into()
+            })
+            .collect();
         samples.push(Sample {
             family: item.family,
-            labels,
+            resource,
+            extra,
             value: item.source.transform(p.value, p.period_s),
         });
     }
+    // One series per (family, labels): the first of duplicates is kept (the sort is stable),
+    // never exported twice.
+    samples.sort_by(|a, b| (a.family, a.resource, &a.extra).cmp(&(b.family, b.resource, &b.extra)));
+    samples.dedup_by(|later, first| {
+        (later.family, later.resource, &later.extra) == (first.family, first.resource, &first.extra)
+    });
     JobResult {
         cloud: job.cloud,
         account_id: job.account_id.clone(),
@@ -693,9 +695,10 @@ pub async fn collect_jobs(
         }
     }));
     let timed_out = tokio::time::timeout_at(deadline, work).await.is_err();
+    // Taken, not copied (the unfinished jobs were cancelled with `work`).
     let mut results = match done.lock() {
-        Ok(d) => d.clone(),
-        Err(p) => p.into_inner().clone(),
+        Ok(mut d) => std::mem::take(&mut *d),
+        Err(p) => std::mem::take(&mut *p.into_inner()),
     };
     if timed_out {
         let finished: HashSet<(String, String, Product)> = results

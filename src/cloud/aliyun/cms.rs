@@ -223,16 +223,16 @@ pub async fn fetch(
             }
         }
     }
-    let results: Vec<(Query, QueryResult)> = stream::iter(queries)
+    // Each answer is folded into the newest points as it arrives, so no more than
+    // `metric_concurrency` answers are held at once, whatever the size of the job.
+    let mut results = std::pin::pin!(stream::iter(queries)
         .map(|q| async {
             let r = run_query(p, &spec.namespace, region, &q, ctx.deadline).await;
             (q, r)
         })
-        .buffer_unordered(ctx.metric_concurrency.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(ctx.metric_concurrency.max(1)));
     let mut newest: HashMap<SeriesKey, Point> = HashMap::new();
-    for (q, r) in results {
+    while let Some((q, r)) = results.next().await {
         let (rows, period, calls) = match r {
             Ok(x) => x,
             Err(e) => {
@@ -338,7 +338,7 @@ async fn run_query(
         if let Some(t) = &token {
             params.push(("NextToken".to_string(), t.clone()));
         }
-        let v = p
+        let mut v = p
             .rpc(DESCRIBE_METRIC_LAST, region, &params, deadline)
             .await?;
         calls += 1;
@@ -349,9 +349,10 @@ async fn run_query(
         {
             period = s;
         }
-        let page: Vec<Value> = match v.get("Datapoints") {
+        // Taken out of the answer, not copied: a page holds up to 1440 rows.
+        let page: Vec<Value> = match v.get_mut("Datapoints").map(Value::take) {
             Some(Value::String(s)) if s.is_empty() => Vec::new(),
-            Some(Value::String(s)) => serde_json::from_str(s).map_err(|e| CloudError {
+            Some(Value::String(s)) => serde_json::from_str(&s).map_err(|e| CloudError {
                 class: ErrorClass::BadResponse,
                 cloud: crate::cloud::Cloud::Aliyun,
                 api: DESCRIBE_METRIC_LAST.action.to_string(),
@@ -361,7 +362,7 @@ async fn run_query(
                 message: format!("Datapoints is not a JSON array: {e}"),
                 request_id: v.get("RequestId").map(value_string),
             })?,
-            Some(Value::Array(a)) => a.clone(),
+            Some(Value::Array(a)) => a,
             _ => Vec::new(),
         };
         rows.extend(page);

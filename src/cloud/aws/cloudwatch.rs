@@ -8,7 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::{self, StreamExt};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -32,12 +33,12 @@ pub fn period_for(pinned: Option<u64>, interval_s: u64) -> u64 {
 /// Most pages followed for one call.
 const MAX_PAGES: usize = 100;
 
-/// One (metric, resource) query of a call.
+/// One (metric, resource) query of a call, by index: its JSON is built only when its call is
+/// made, so a region of 100,000 queries never holds them all as JSON at once.
 struct Query {
     part: usize,
     item: usize,
-    resource_id: String,
-    body: Value,
+    resource: usize,
 }
 
 /// Queries sharing a period and a window (one call's worth, up to 500).
@@ -91,30 +92,15 @@ pub async fn fetch_parts(
             let src = &item.source;
             let period = period_for(src.period, ctx.scrape_interval_s);
             let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
-            for r in part.resources {
-                let Some(target) = part.spec.target(r) else {
+            for (resource, r) in part.resources.iter().enumerate() {
+                if part.spec.target(r).is_none() {
                     debug!(resource = %r.id, "no CloudWatch dimensions discovered; not queried");
                     continue;
-                };
-                let dims: Vec<Value> = target
-                    .dimensions
-                    .iter()
-                    .map(|(k, v)| (k, v))
-                    .chain(&src.query_dimensions)
-                    .map(|(k, v)| json!({"Name": k, "Value": v}))
-                    .collect();
+                }
                 groups.entry((period, start, end)).or_default().push(Query {
                     part: part_idx,
                     item: i,
-                    resource_id: r.id.clone(),
-                    body: json!({
-                        "MetricStat": {
-                            "Metric": {"Namespace": target.namespace, "MetricName": src.metric, "Dimensions": dims},
-                            "Period": period,
-                            "Stat": src.statistic,
-                        },
-                        "ReturnData": true,
-                    }),
+                    resource,
                 });
             }
         }
@@ -130,15 +116,15 @@ pub async fn fetch_parts(
             chunks
         })
         .collect();
-    let results: Vec<(Group, CallResult)> = stream::iter(calls)
+    // Each answer is folded into the points as it arrives, so no more than
+    // `metric_concurrency` answers are held at once, whatever the size of the region.
+    let mut results = std::pin::pin!(stream::iter(calls)
         .map(|g| async {
-            let r = run_call(p, region, &g, ctx.deadline).await;
+            let r = run_call(p, region, parts, &g, ctx.deadline).await;
             (g, r)
         })
-        .buffer_unordered(ctx.metric_concurrency.max(1))
-        .collect()
-        .await;
-    for (((period, _, _), queries), r) in results {
+        .buffer_unordered(ctx.metric_concurrency.max(1)));
+    while let Some((((period, _, _), queries), r)) = results.next().await {
         let first_part = queries.first().map(|q| q.part).unwrap_or(0);
         let series = match r {
             Ok((series, refused, calls)) => {
@@ -177,7 +163,7 @@ pub async fn fetch_parts(
             };
             out[q.part].points.push(Point {
                 item: q.item,
-                resource_id: q.resource_id.clone(),
+                resource_id: parts[q.part].resources[q.resource].id.clone(),
                 value: *value,
                 period_s: period,
                 timestamp_ms: *ts,
@@ -192,35 +178,98 @@ pub async fn fetch_parts(
     out
 }
 
+/// A GetMetricData request, serialised straight from borrowed parts: as `serde_json::Value`
+/// trees, the 500 queries of each call in flight were most of the heap of a large estate.
+/// Keys in the order `serde_json` writes a `Value`'s (sorted), so the bytes are unchanged.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetMetricDataRequest<'a> {
+    end_time: i64,
+    metric_data_queries: &'a [MetricDataQuery<'a>],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_token: Option<&'a str>,
+    scan_by: &'static str,
+    start_time: i64,
+}
+
+/// One `MetricDataQuery`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricDataQuery<'a> {
+    id: String,
+    metric_stat: MetricStat<'a>,
+    return_data: bool,
+}
+
+/// Its `MetricStat`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricStat<'a> {
+    metric: MetricName<'a>,
+    period: u64,
+    stat: &'a str,
+}
+
+/// Its `Metric`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetricName<'a> {
+    dimensions: Vec<Dimension<'a>>,
+    metric_name: &'a str,
+    namespace: String,
+}
+
+/// One `Dimension`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Dimension<'a> {
+    name: std::borrow::Cow<'a, str>,
+    value: std::borrow::Cow<'a, str>,
+}
+
 /// One GetMetricData call (all its pages): datapoints per query Id (`m<n>`, n = index in the
 /// group), and calls made.
-async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instant) -> CallResult {
+async fn run_call(
+    p: &AwsProvider,
+    region: &str,
+    parts: &[FetchPart<'_>],
+    group: &Group,
+    deadline: Instant,
+) -> CallResult {
     let ((period, start, end), queries) = group;
     let p_ms = (*period * 1000) as i64;
-    let queries: Vec<Value> = queries
+    let queries: Vec<MetricDataQuery<'_>> = queries
         .iter()
         .enumerate()
-        .map(|(n, q)| {
-            let mut b = q.body.clone();
-            b["Id"] = Value::String(format!("m{n}"));
-            b
-        })
+        .filter_map(|(n, q)| query_of(&parts[q.part], q, *period, n))
         .collect();
-    // The window is (start, end]: StartTime is inclusive, EndTime exclusive.
-    let mut body = json!({
-        "StartTime": (start + p_ms) / 1000,
-        "EndTime": (end + p_ms) / 1000,
-        "ScanBy": "TimestampDescending",
-        "MetricDataQueries": queries,
-    });
     let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
     let mut refused: Vec<(String, CloudError)> = Vec::new();
     let mut calls = 0u64;
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        if let Some(t) = &token {
-            body["NextToken"] = Value::String(t.clone());
-        }
+        // The window is (start, end]: StartTime is inclusive, EndTime exclusive.
+        let request = GetMetricDataRequest {
+            end_time: (end + p_ms) / 1000,
+            metric_data_queries: &queries,
+            next_token: token.as_deref(),
+            scan_by: "TimestampDescending",
+            start_time: (start + p_ms) / 1000,
+        };
+        let payload = serde_json::to_vec(&request).map_err(|e| {
+            let site = crate::cloud::http::CallSite {
+                cloud: crate::cloud::Cloud::Aws,
+                api: "GetMetricData",
+                region,
+            };
+            (
+                site.error(
+                    ErrorClass::BadResponse,
+                    format!("encoding the request: {e}"),
+                ),
+                calls,
+            )
+        })?;
         calls += 1;
         let v = p
             .json(
@@ -228,7 +277,7 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
                 GET_METRIC_DATA_TARGET,
                 "GetMetricData",
                 region,
-                &body,
+                payload,
                 deadline,
             )
             .await
@@ -280,6 +329,43 @@ async fn run_call(p: &AwsProvider, region: &str, group: &Group, deadline: Instan
     Ok((series, refused, calls))
 }
 
+/// One query, `Id` `m<n>` (n = its index in the call); `None` for a resource without
+/// dimensions (left out when the calls were planned).
+fn query_of<'a>(
+    part: &FetchPart<'a>,
+    q: &Query,
+    period: u64,
+    n: usize,
+) -> Option<MetricDataQuery<'a>> {
+    let src: &'a crate::mapping::SourceSpec = &part.items[q.item].source;
+    let target = part.spec.target(&part.resources[q.resource])?;
+    let dimensions = target
+        .dimensions
+        .into_iter()
+        .map(|(k, v)| Dimension {
+            name: k.into(),
+            value: v.into(),
+        })
+        .chain(src.query_dimensions.iter().map(|(k, v)| Dimension {
+            name: k.as_str().into(),
+            value: v.as_str().into(),
+        }))
+        .collect();
+    Some(MetricDataQuery {
+        id: format!("m{n}"),
+        metric_stat: MetricStat {
+            metric: MetricName {
+                dimensions,
+                metric_name: &src.metric,
+                namespace: target.namespace,
+            },
+            period,
+            stat: &src.statistic,
+        },
+        return_data: true,
+    })
+}
+
 /// The error of a result whose `StatusCode` says the cloud did not answer the query.
 fn refused_query(r: &Value, region: &str) -> Option<CloudError> {
     let status = r.get("StatusCode").and_then(Value::as_str)?;
@@ -326,6 +412,57 @@ fn timestamp_ms(v: &Value) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_request_is_written_as_boto3_writes_it() {
+        let queries = [MetricDataQuery {
+            id: "m0".into(),
+            metric_stat: MetricStat {
+                metric: MetricName {
+                    dimensions: vec![Dimension {
+                        name: "LoadBalancer".into(),
+                        value: "app/web/50dc6c495c0c9188".into(),
+                    }],
+                    metric_name: "ActiveConnectionCount",
+                    namespace: "AWS/ApplicationELB".into(),
+                },
+                period: 60,
+                stat: "Sum",
+            },
+            return_data: true,
+        }];
+        let request = GetMetricDataRequest {
+            end_time: 1_735_689_720,
+            metric_data_queries: &queries,
+            next_token: Some("t1"),
+            scan_by: "TimestampDescending",
+            start_time: 1_735_689_660,
+        };
+        assert_eq!(
+            serde_json::to_string(&request).unwrap(),
+            json!({
+                "StartTime": 1_735_689_660,
+                "EndTime": 1_735_689_720,
+                "ScanBy": "TimestampDescending",
+                "NextToken": "t1",
+                "MetricDataQueries": [{
+                    "Id": "m0",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/ApplicationELB",
+                            "MetricName": "ActiveConnectionCount",
+                            "Dimensions": [{"Name": "LoadBalancer", "Value": "app/web/50dc6c495c0c9188"}],
+                        },
+                        "Period": 60,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": true,
+                }],
+            })
+            .to_string()
+        );
+    }
 
     #[test]
     fn periods_follow_the_scrape_interval_in_minutes() {

@@ -229,7 +229,7 @@ impl AwsProvider {
         target: &str,
         api: &'static str,
         region: &str,
-        body: &Value,
+        payload: Vec<u8>,
         deadline: Instant,
     ) -> Result<Value, CloudError> {
         let site = CallSite {
@@ -238,7 +238,6 @@ impl AwsProvider {
             region,
         };
         let creds = self.credentials(deadline).await?;
-        let payload = body.to_string().into_bytes();
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let base = self.base_url(service, region);
             let raw = self

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::HuaweiProvider;
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, Point, Resource};
+use crate::cloud::{CallContext, FetchItem, FetchOutcome, Point, Resource};
 use crate::mapping::ProductCloudSpec;
 use crate::util::value_string;
 
@@ -59,12 +59,32 @@ fn dimension_key(dims: Option<&Value>) -> Vec<String> {
     key
 }
 
-/// One (metric, resource) pair of a call.
+/// One (metric, resource) pair of a call, by index: its JSON is built only when its call is
+/// made, so a job never holds every pair as JSON at once.
 struct Pair {
     item: usize,
-    resource_id: String,
-    metric: Value,
-    filter: String,
+    resource: usize,
+}
+
+/// The `metrics` entry of a pair; `None` for a resource without dimensions (left out when the
+/// calls were planned).
+fn pair_metric(
+    spec: &ProductCloudSpec,
+    items: &[FetchItem],
+    resources: &[Resource],
+    pair: &Pair,
+) -> Option<Value> {
+    let target = spec.target(&resources[pair.resource])?;
+    let dims: Vec<Value> = target
+        .dimensions
+        .iter()
+        .map(|(k, v)| json!({"name": k, "value": v}))
+        .collect();
+    Some(json!({
+        "namespace": target.namespace,
+        "metric_name": items[pair.item].source.metric,
+        "dimensions": dims,
+    }))
 }
 
 /// Fetch every item of a job.
@@ -100,24 +120,14 @@ pub async fn fetch(
         );
         let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
         let p_ms = (period * 1000) as i64;
-        for r in resources {
-            let Some(target) = spec.target(r) else {
+        for (resource, r) in resources.iter().enumerate() {
+            if spec.target(r).is_none() {
                 continue;
-            };
-            let dims: Vec<Value> = target
-                .dimensions
-                .iter()
-                .map(|(k, v)| json!({"name": k, "value": v}))
-                .collect();
+            }
             groups
                 .entry((period, start + p_ms, end + p_ms, src.statistic.clone()))
                 .or_default()
-                .push(Pair {
-                    item: i,
-                    resource_id: r.id.clone(),
-                    metric: json!({"namespace": target.namespace, "metric_name": src.metric, "dimensions": dims}),
-                    filter: src.statistic.clone(),
-                });
+                .push(Pair { item: i, resource });
         }
     }
     let mut calls: Vec<(CallKey, Vec<Pair>)> = Vec::new();
@@ -130,12 +140,17 @@ pub async fn fetch(
         }
     }
     let path = format!("/V1.0/{project}/batch-query-metric-data");
-    let results: Vec<(_, Result<Value, CloudError>)> = stream::iter(calls)
+    // Each answer is folded into the points as it arrives, so no more than
+    // `metric_concurrency` answers are held at once, whatever the size of the job.
+    let mut results = std::pin::pin!(stream::iter(calls)
         .map(|((period, from, to, filter), pairs)| {
             let path = path.clone();
             async move {
                 let body = json!({
-                    "metrics": pairs.iter().map(|x| x.metric.clone()).collect::<Vec<_>>(),
+                    "metrics": pairs
+                        .iter()
+                        .filter_map(|x| pair_metric(spec, items, resources, x))
+                        .collect::<Vec<_>>(),
                     "from": from,
                     "to": to,
                     "period": period_param(period),
@@ -153,13 +168,11 @@ pub async fn fetch(
                         ctx.deadline,
                     )
                     .await;
-                ((period, pairs), r)
+                ((period, filter, pairs), r)
             }
         })
-        .buffer_unordered(ctx.metric_concurrency.max(1))
-        .collect()
-        .await;
-    for ((period, pairs), r) in results {
+        .buffer_unordered(ctx.metric_concurrency.max(1)));
+    while let Some(((period, filter, pairs), r)) = results.next().await {
         out.calls += 1;
         let v = match r {
             Ok(v) => v,
@@ -178,10 +191,7 @@ pub async fn fetch(
         {
             let name = m.get("metric_name").map(value_string).unwrap_or_default();
             let dims = dimension_key(m.get("dimensions"));
-            let filter = pairs
-                .first()
-                .map(|x| x.filter.as_str())
-                .unwrap_or("average");
+            let filter = filter.as_str();
             let points: Vec<(i64, f64)> = m
                 .get("datapoints")
                 .and_then(Value::as_array)
@@ -193,12 +203,14 @@ pub async fn fetch(
         }
         let p_ms = (period * 1000) as i64;
         for pair in &pairs {
-            let name = pair
-                .metric
+            let Some(metric) = pair_metric(spec, items, resources, pair) else {
+                continue;
+            };
+            let name = metric
                 .get("metric_name")
                 .map(value_string)
                 .unwrap_or_default();
-            let dims = dimension_key(pair.metric.get("dimensions"));
+            let dims = dimension_key(metric.get("dimensions"));
             let Some(points) = by_key.get(&(name, dims)) else {
                 continue;
             };
@@ -211,7 +223,7 @@ pub async fn fetch(
             };
             out.points.push(Point {
                 item: pair.item,
-                resource_id: pair.resource_id.clone(),
+                resource_id: resources[pair.resource].id.clone(),
                 value: *value,
                 period_s: period,
                 timestamp_ms: *ts,

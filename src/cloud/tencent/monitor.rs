@@ -152,8 +152,9 @@ struct Query {
     period: u64,
     start_s: i64,
     end_s: i64,
-    /// Dimensions of each instance, with the resource each names.
-    instances: Vec<Instance>,
+    /// Index of the namespace's instances in the job's list (shared by the namespace's
+    /// queries, not copied per metric).
+    instances: usize,
 }
 
 /// What one query returned: the DataPoints of the batches that succeeded, the period of the
@@ -164,6 +165,8 @@ struct QueryResult {
     calls: u64,
     error: Option<CloudError>,
 }
+/// A namespace's dimension names, and the resource named by each instance's values.
+type DimensionLookup<'a> = (Vec<&'a str>, HashMap<Vec<&'a str>, &'a str>);
 /// (item, resource, dimension labels) of a series.
 type SeriesKey = (usize, String, Vec<(String, String)>);
 
@@ -192,8 +195,9 @@ pub async fn fetch(
         }
     }
     let now_ms = p.shared().clock.now_ms();
+    let namespaces: Vec<(String, Vec<Instance>)> = by_namespace.into_iter().collect();
     let mut queries = Vec::new();
-    for (namespace, instances) in &by_namespace {
+    for (ns, (namespace, _)) in namespaces.iter().enumerate() {
         let table = match p
             .metric_table(namespace, monitor_region, ctx.deadline)
             .await
@@ -238,36 +242,50 @@ pub async fn fetch(
                 // The window is (start, end]: the first point asked for starts one period later.
                 start_s: start / 1000 + period as i64,
                 end_s: end / 1000,
-                instances: instances.clone(),
+                instances: ns,
             });
         }
     }
-    let results: Vec<(Query, QueryResult)> = stream::iter(queries)
+    // Each answer is folded into the newest points as it arrives, so no more than
+    // `metric_concurrency` answers are held at once, whatever the size of the job.
+    let mut results = std::pin::pin!(stream::iter(queries)
         .map(|q| async {
-            let r = run_query(p, monitor_region, &q, ctx.deadline).await;
+            let r = run_query(
+                p,
+                monitor_region,
+                &q,
+                &namespaces[q.instances].1,
+                ctx.deadline,
+            )
+            .await;
             (q, r)
         })
-        .buffer_unordered(ctx.metric_concurrency.max(1))
-        .collect()
-        .await;
+        .buffer_unordered(ctx.metric_concurrency.max(1)));
     let ids: std::collections::HashSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+    // Per namespace, once (not per metric): its dimension names, and which resource each
+    // instance's dimension values name.
+    let lookups: Vec<DimensionLookup<'_>> = namespaces
+        .iter()
+        .map(|(_, instances)| {
+            let names: Vec<&str> = instances
+                .first()
+                .map(|(d, _)| d.iter().map(|(k, _)| k.as_str()).collect())
+                .unwrap_or_default();
+            let by_dims: HashMap<Vec<&str>, &str> = instances
+                .iter()
+                .map(|(d, id)| (d.iter().map(|(_, v)| v.as_str()).collect(), id.as_str()))
+                .collect();
+            (names, by_dims)
+        })
+        .collect();
     let mut newest: HashMap<SeriesKey, Point> = HashMap::new();
-    for (q, r) in results {
+    while let Some((q, r)) = results.next().await {
         out.calls += r.calls;
         // Batches that succeeded count even when a later one failed.
         out.errors.extend(r.error);
         let (data_points, period) = (r.data_points, r.period);
         let source = &items[q.item].source;
-        let names: Vec<&str> = q
-            .instances
-            .first()
-            .map(|(d, _)| d.iter().map(|(k, _)| k.as_str()).collect())
-            .unwrap_or_default();
-        let by_dims: HashMap<Vec<&str>, &str> = q
-            .instances
-            .iter()
-            .map(|(d, id)| (d.iter().map(|(_, v)| v.as_str()).collect(), id.as_str()))
-            .collect();
+        let (names, by_dims) = &lookups[q.instances];
         let period_ms = (period.min(366 * 86_400) * 1000) as i64;
         for dp in &data_points {
             let dims: HashMap<String, String> = dp
@@ -343,7 +361,13 @@ fn newest_complete(dp: &Value, period_ms: i64, now_ms: i64) -> Option<(i64, f64)
 /// Run one query in as few calls as the batch limits allow: chunks of the learnt batch size
 /// (and of what fits in 7200 datapoints). A chunk rejected as too large is always cut smaller,
 /// so the loop ends; a single instance rejected the same way was not about size.
-async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Instant) -> QueryResult {
+async fn run_query(
+    p: &TencentProvider,
+    region: &str,
+    q: &Query,
+    instances: &[Instance],
+    deadline: Instant,
+) -> QueryResult {
     let points_per_instance =
         (((q.end_s - q.start_s) / q.period.max(1) as i64) + 1).max(1) as usize;
     let by_points = (MAX_DATAPOINTS / points_per_instance).max(1);
@@ -353,7 +377,7 @@ async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Insta
         calls: 0,
         error: None,
     };
-    let mut pending: Vec<&[Instance]> = vec![&q.instances];
+    let mut pending: Vec<&[Instance]> = vec![instances];
     while let Some(batch) = pending.pop() {
         let size = p.batch_limit.size().min(by_points);
         if batch.len() > size {
@@ -363,13 +387,14 @@ async fn run_query(p: &TencentProvider, region: &str, q: &Query, deadline: Insta
         let body = request_body(q, batch);
         out.calls += 1;
         match p.call(GET_MONITOR_DATA, region, &body, deadline).await {
-            Ok(v) => {
+            Ok(mut v) => {
                 p.batch_limit.worked(batch.len());
                 if let Some(n) = v.get("Period").and_then(Value::as_u64) {
                     out.period = n;
                 }
-                if let Some(a) = v.get("DataPoints").and_then(Value::as_array) {
-                    out.data_points.extend(a.iter().cloned());
+                // Taken out of the answer, not copied.
+                if let Some(Value::Array(a)) = v.get_mut("DataPoints").map(Value::take) {
+                    out.data_points.extend(a);
                 }
             }
             Err(e) if is_batch_too_large(&e) && batch.len() > 1 => {
