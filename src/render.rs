@@ -1,6 +1,8 @@
-//! Rendering: a finished collection ([`Snapshot`]) becomes a **fresh** Prometheus registry per
-//! request, merged with the long-lived self-metrics registry ([`SelfMetrics`]) and encoded in the
-//! text format. Output is deterministic: families sorted by name, series by labels.
+//! Rendering: a finished collection ([`Snapshot`]) is written in the text format straight from
+//! its jobs and samples, byte for byte as the `prometheus` crate's encoder would write it but
+//! without building a registry of copies, merged with the long-lived self-metrics registry
+//! ([`SelfMetrics`]). It is written in chunks, so `/metrics` streams it instead of holding it
+//! whole. Output is deterministic: families sorted by name, series by labels.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -8,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
@@ -407,117 +409,125 @@ fn snake_label(prefix: &str, key: &str) -> String {
     out
 }
 
-/// Build the fresh registry of a snapshot's job health and resource info (the cloud families,
-/// which hold nearly every series, are written directly by [`write_cloud_families`]).
-pub fn snapshot_registry(snapshot: &Snapshot) -> prometheus::Result<Registry> {
-    let registry = Registry::new();
-    // Per-job health.
-    let job_labels = ["cloud_provider", "account_id", "region", "product"];
-    let success = GaugeVec::new(
-        Opts::new(
-            "multicloud_scrape_success",
-            "1 when every cloud call of the job (account, region, product) succeeded in this scrape, 0 when any failed or the scrape deadline passed first.",
-        ),
-        &job_labels,
-    )?;
-    let duration = GaugeVec::new(
-        Opts::new(
-            "multicloud_scrape_duration_seconds",
-            "Wall time of the job (account, region, product) in this scrape.",
-        ),
-        &job_labels,
-    )?;
-    let discovered = GaugeVec::new(
-        Opts::new(
-            "multicloud_discovered_resources",
-            "Resources found by the latest discovery of the job (account, region, product).",
-        ),
-        &job_labels,
-    )?;
-    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
-    let mut attribute_keys: BTreeSet<String> = BTreeSet::new();
-    for job in &snapshot.jobs {
-        let l = [
-            job.cloud.as_str(),
-            job.account_id.as_str(),
-            job.region.as_str(),
-            job.product.as_str(),
-        ];
-        success
-            .get_metric_with_label_values(&l)?
-            .set(if job.success { 1.0 } else { 0.0 });
-        duration
-            .get_metric_with_label_values(&l)?
-            .set(job.duration.as_secs_f64());
-        discovered
-            .get_metric_with_label_values(&l)?
-            .set(job.resources.len() as f64);
-        for r in job.resources.iter() {
-            for k in r.tags.keys() {
-                tag_keys.insert(tag_label(k));
-            }
-            for k in r.attributes.keys() {
-                attribute_keys.insert(attribute_label(k));
-            }
+/// A series of a family written straight from the snapshot: its label values by index (in the
+/// family's label-name definition order) and its value.
+trait Row {
+    fn label(&self, i: usize) -> &str;
+    fn value(&self) -> f64;
+}
+
+/// A cloud series: a sample and the job whose labels it shares.
+type Series<'a> = (&'a JobResult, &'a Sample);
+
+impl Row for Series<'_> {
+    fn label(&self, i: usize) -> &str {
+        self.0.label(self.1, i)
+    }
+    fn value(&self) -> f64 {
+        self.1.value
+    }
+}
+
+/// A job-health series: the job's four labels and a value.
+struct JobRow<'a> {
+    job: &'a JobResult,
+    value: f64,
+}
+
+impl Row for JobRow<'_> {
+    fn label(&self, i: usize) -> &str {
+        match i {
+            0 => self.job.cloud.as_str(),
+            1 => &self.job.account_id,
+            2 => &self.job.region,
+            _ => self.job.product.as_str(),
         }
     }
-    registry.register(Box::new(success))?;
-    registry.register(Box::new(duration))?;
-    registry.register(Box::new(discovered))?;
-    // Resource info with the union of tag labels (one schema for the family).
-    let tag_keys: Vec<String> = tag_keys.into_iter().collect();
-    // Attribute labels never shadow the fixed ones.
-    let attribute_keys: Vec<String> = attribute_keys
-        .into_iter()
-        .filter(|k| !COMMON_LABELS.contains(&k.as_str()) && k != "name")
-        .collect();
-    let mut info_names: Vec<&str> = COMMON_LABELS.to_vec();
-    info_names.push("name");
-    info_names.extend(attribute_keys.iter().map(String::as_str));
-    info_names.extend(tag_keys.iter().map(String::as_str));
-    let info = GaugeVec::new(
-        Opts::new(
-            "multicloud_resource_info",
-            "Every discovered resource, with its name, what discovery learnt that names it in the monitor (vip, vpc_id, appid, …) and all its tags as tag_<key> labels; the value is always 1.",
-        ),
-        &info_names,
-    )?;
-    let mut any_info = false;
-    for job in &snapshot.jobs {
-        for r in job.resources.iter() {
-            let mut values: Vec<String> = vec![
-                job.cloud.as_str().to_string(),
-                job.account_id.clone(),
-                job.region.clone(),
-                job.product.as_str().to_string(),
-                r.id.clone(),
-                r.code_name().to_string(),
-                r.name.clone(),
-            ];
-            let mut attributes: BTreeMap<String, &str> = BTreeMap::new();
-            for (k, v) in &r.attributes {
-                attributes.entry(attribute_label(k)).or_insert(v.as_str());
-            }
-            for k in &attribute_keys {
-                values.push(attributes.get(k).copied().unwrap_or("").to_string());
-            }
-            // Several tag keys may sanitise to one label: the first key in order wins.
-            let mut tags: BTreeMap<String, &str> = BTreeMap::new();
-            for (k, v) in &r.tags {
-                tags.entry(tag_label(k)).or_insert(v.as_str());
-            }
-            for k in &tag_keys {
-                values.push(tags.get(k).copied().unwrap_or("").to_string());
-            }
-            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-            info.get_metric_with_label_values(&refs)?.set(1.0);
-            any_info = true;
+    fn value(&self) -> f64 {
+        self.value
+    }
+}
+
+/// A resource-info series: every label value, the value always 1.
+struct InfoRow<'a>(Vec<&'a str>);
+
+impl Row for InfoRow<'_> {
+    fn label(&self, i: usize) -> &str {
+        self.0.get(i).copied().unwrap_or("")
+    }
+    fn value(&self) -> f64 {
+        1.0
+    }
+}
+
+/// A gauge family ready to write: what the registry's encoder writes, without a registry (it
+/// would copy every label name and value of every series twice, which at 100,000 series is
+/// most of the process's memory and CPU).
+struct GaugeFamily<'a, R> {
+    name: &'a str,
+    help: &'a str,
+    /// Label names in definition order.
+    labels: Vec<&'a str>,
+    /// Label indices in name order (how the encoder writes and sorts them).
+    order: Vec<usize>,
+    series: Vec<R>,
+}
+
+impl<'a, R: Row> GaugeFamily<'a, R> {
+    /// The family with its series sorted as the encoder sorts them (by label values in
+    /// label-name order) and duplicates dropped (the first is kept: the sort is stable).
+    fn new(name: &'a str, help: &'a str, labels: Vec<&'a str>, mut series: Vec<R>) -> Self {
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by_key(|i| labels[*i]);
+        series.sort_by(|a, b| {
+            order
+                .iter()
+                .map(|i| a.label(*i).cmp(b.label(*i)))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        series.dedup_by(|a, b| order.iter().all(|i| a.label(*i) == b.label(*i)));
+        GaugeFamily {
+            name,
+            help,
+            labels,
+            order,
+            series,
         }
     }
-    if any_info {
-        registry.register(Box::new(info))?;
+
+    /// Write the family in the text format; nothing for a family without series (as the
+    /// registry gathers it).
+    fn write(&self, sink: &mut Sink<'_>) {
+        if self.series.is_empty() {
+            return;
+        }
+        let out = &mut sink.buf;
+        out.push_str("# HELP ");
+        out.push_str(self.name);
+        out.push(' ');
+        escape_into(out, self.help, false);
+        out.push_str("\n# TYPE ");
+        out.push_str(self.name);
+        out.push_str(" gauge\n");
+        for row in &self.series {
+            let out = &mut sink.buf;
+            out.push_str(self.name);
+            let mut separator = '{';
+            for i in &self.order {
+                out.push(separator);
+                out.push_str(self.labels[*i]);
+                out.push_str("=\"");
+                escape_into(out, row.label(*i), true);
+                out.push('"');
+                separator = ',';
+            }
+            out.push_str("} ");
+            write_value(out, row.value());
+            out.push('\n');
+            sink.flush_if_full();
+        }
     }
-    Ok(registry)
 }
 
 /// `\`, newline and (in label values) `"` escaped as the text format requires.
@@ -536,138 +546,255 @@ fn escape_into(out: &mut String, v: &str, quotes: bool) {
     }
 }
 
-/// A sample with the job it belongs to (whose labels it shares).
-type Series<'a> = (&'a JobResult, &'a Sample);
+/// A value as the registry's encoder writes it: Rust's shortest round-trip form, and
+/// `+Inf`, `-Inf`, `NaN`.
+fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{v}");
+    }
+}
 
-/// The series of each cloud family of a snapshot, by family index, sorted as the registry's
-/// encoder sorts them (by label values in label-name order) and without duplicates.
+/// Where the exposition goes: a buffer handed on in chunks of about `chunk` bytes, so a
+/// streamed answer never holds the whole text.
+struct Sink<'e> {
+    buf: String,
+    chunk: usize,
+    emit: &'e mut dyn FnMut(String),
+}
+
+impl Sink<'_> {
+    fn flush_if_full(&mut self) {
+        if self.buf.len() >= self.chunk {
+            let next = String::with_capacity(self.chunk.min(1 << 20) + 512);
+            let full = std::mem::replace(&mut self.buf, next);
+            (self.emit)(full);
+        }
+    }
+
+    fn finish(mut self) {
+        if !self.buf.is_empty() {
+            (self.emit)(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+/// The cloud families of a snapshot, by family index.
 fn cloud_families<'a>(
     snapshot: &'a Snapshot,
     mappings: &'a MappingSet,
-) -> Vec<(&'a crate::mapping::FamilySpec, Vec<usize>, Vec<Series<'a>>)> {
+) -> Vec<GaugeFamily<'a, Series<'a>>> {
     let mut by_family: BTreeMap<usize, Vec<Series<'a>>> = BTreeMap::new();
     for job in &snapshot.jobs {
         for s in &job.samples {
             by_family.entry(s.family).or_default().push((job, s));
         }
     }
-    let mut out = Vec::with_capacity(by_family.len());
-    for (idx, mut series) in by_family {
-        let Some(fam) = mappings.families.get(idx) else {
-            continue;
-        };
-        let width = COMMON_LABELS.len() + fam.labels.len();
-        let name = |i: usize| {
-            COMMON_LABELS
-                .get(i)
-                .copied()
-                .unwrap_or_else(|| fam.labels[i - COMMON_LABELS.len()].as_str())
-        };
-        let mut order: Vec<usize> = (0..width).collect();
-        order.sort_by_key(|i| name(*i));
-        let key = |(job, s): &Series<'a>, i: usize| job.label(s, i);
-        series.sort_by(|a, b| {
-            order
-                .iter()
-                .map(|i| key(a, *i).cmp(key(b, *i)))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        series.dedup_by(|a, b| order.iter().all(|i| key(a, *i) == key(b, *i)));
-        out.push((fam, order, series));
-    }
-    out
+    by_family
+        .into_iter()
+        .filter_map(|(idx, series)| {
+            let fam = mappings.families.get(idx)?;
+            let mut labels: Vec<&str> = COMMON_LABELS.to_vec();
+            labels.extend(fam.labels.iter().map(String::as_str));
+            Some(GaugeFamily::new(&fam.name, &fam.help, labels, series))
+        })
+        .collect()
 }
 
-/// One cloud family in the text format, written straight from its samples: a registry would
-/// copy every label name and value of every series twice (its metrics, then the gathered
-/// families). The output is what the registry's encoder writes: labels in name order, values
-/// as Rust prints an `f64`.
-fn write_cloud_family(
-    out: &mut String,
-    fam: &crate::mapping::FamilySpec,
-    order: &[usize],
-    series: &[Series<'_>],
-) {
-    out.push_str("# HELP ");
-    out.push_str(&fam.name);
-    out.push(' ');
-    escape_into(out, &fam.help, false);
-    out.push_str("\n# TYPE ");
-    out.push_str(&fam.name);
-    out.push_str(" gauge\n");
-    for (job, s) in series {
-        out.push_str(&fam.name);
-        let mut separator = '{';
-        for i in order {
-            out.push(separator);
-            out.push_str(
-                COMMON_LABELS
-                    .get(*i)
-                    .copied()
-                    .unwrap_or_else(|| fam.labels[*i - COMMON_LABELS.len()].as_str()),
-            );
-            out.push_str("=\"");
-            escape_into(out, job.label(s, *i), true);
-            out.push('"');
-            separator = ',';
+const JOB_LABELS: [&str; 4] = ["cloud_provider", "account_id", "region", "product"];
+
+/// The per-job health families: success, duration and discovered resources.
+fn job_families(snapshot: &Snapshot) -> Vec<GaugeFamily<'_, JobRow<'_>>> {
+    let rows = |value: fn(&JobResult) -> f64| -> Vec<JobRow<'_>> {
+        snapshot
+            .jobs
+            .iter()
+            .map(|job| JobRow {
+                job,
+                value: value(job),
+            })
+            .collect()
+    };
+    vec![
+        GaugeFamily::new(
+            "multicloud_scrape_success",
+            "1 when every cloud call of the job (account, region, product) succeeded in this scrape, 0 when any failed or the scrape deadline passed first.",
+            JOB_LABELS.to_vec(),
+            rows(|j| if j.success { 1.0 } else { 0.0 }),
+        ),
+        GaugeFamily::new(
+            "multicloud_scrape_duration_seconds",
+            "Wall time of the job (account, region, product) in this scrape.",
+            JOB_LABELS.to_vec(),
+            rows(|j| j.duration.as_secs_f64()),
+        ),
+        GaugeFamily::new(
+            "multicloud_discovered_resources",
+            "Resources found by the latest discovery of the job (account, region, product).",
+            JOB_LABELS.to_vec(),
+            rows(|j| j.resources.len() as f64),
+        ),
+    ]
+}
+
+/// Label names of the resource-info family: the common ones, `name`, the attribute labels
+/// (never shadowing the fixed ones) and the union of the tag labels (one schema for the
+/// family).
+fn info_label_names(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
+    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
+    let mut attribute_keys: BTreeSet<String> = BTreeSet::new();
+    for job in &snapshot.jobs {
+        for r in job.resources.iter() {
+            tag_keys.extend(r.tags.keys().map(|k| tag_label(k)));
+            attribute_keys.extend(r.attributes.keys().map(|k| attribute_label(k)));
         }
-        // Writing to a String cannot fail.
-        let _ = writeln!(out, "}} {}", s.value);
     }
+    let attribute_keys = attribute_keys
+        .into_iter()
+        .filter(|k| !COMMON_LABELS.contains(&k.as_str()) && k != "name")
+        .collect();
+    (attribute_keys, tag_keys.into_iter().collect())
 }
 
-/// Size of the last exposition, to reserve the next one in one allocation instead of growing
-/// (and copying) it by doubling.
+/// The resource-info family: every discovered resource with its name, attributes and tags.
+fn info_family<'a>(
+    snapshot: &'a Snapshot,
+    attribute_keys: &'a [String],
+    tag_keys: &'a [String],
+) -> GaugeFamily<'a, InfoRow<'a>> {
+    let mut labels: Vec<&str> = COMMON_LABELS.to_vec();
+    labels.push("name");
+    labels.extend(attribute_keys.iter().map(String::as_str));
+    labels.extend(tag_keys.iter().map(String::as_str));
+    let mut rows = Vec::new();
+    for job in &snapshot.jobs {
+        for r in job.resources.iter() {
+            let mut values: Vec<&str> = Vec::with_capacity(labels.len());
+            values.extend([
+                job.cloud.as_str(),
+                job.account_id.as_str(),
+                job.region.as_str(),
+                job.product.as_str(),
+                r.id.as_str(),
+                r.code_name(),
+                r.name.as_str(),
+            ]);
+            // Several keys may sanitise to one label: the first key in order wins.
+            let mut attributes: BTreeMap<String, &str> = BTreeMap::new();
+            for (k, v) in &r.attributes {
+                attributes.entry(attribute_label(k)).or_insert(v.as_str());
+            }
+            values.extend(
+                attribute_keys
+                    .iter()
+                    .map(|k| attributes.get(k).copied().unwrap_or("")),
+            );
+            let mut tags: BTreeMap<String, &str> = BTreeMap::new();
+            for (k, v) in &r.tags {
+                tags.entry(tag_label(k)).or_insert(v.as_str());
+            }
+            values.extend(tag_keys.iter().map(|k| tags.get(k).copied().unwrap_or("")));
+            rows.push(InfoRow(values));
+        }
+    }
+    GaugeFamily::new(
+        "multicloud_resource_info",
+        "Every discovered resource, with its name, what discovery learnt that names it in the monitor (vip, vpc_id, appid, …) and all its tags as tag_<key> labels; the value is always 1.",
+        labels,
+        rows,
+    )
+}
+
+/// The self-metrics in the text format, one text per family name.
+pub fn self_metric_texts(self_metrics: &SelfMetrics) -> Result<BTreeMap<String, String>, String> {
+    let encoder = TextEncoder::new();
+    let mut texts = BTreeMap::new();
+    for mf in self_metrics.registry.gather() {
+        let mut buf = Vec::new();
+        encoder
+            .encode(std::slice::from_ref(&mf), &mut buf)
+            .map_err(|e| format!("encoding: {e}"))?;
+        let text = String::from_utf8(buf).map_err(|e| format!("encoding: {e}"))?;
+        texts.insert(mf.get_name().to_string(), text);
+    }
+    Ok(texts)
+}
+
+/// Write the exposition of a snapshot (cloud families, job health, resource info) and the
+/// self-metrics' texts, families in name order, handing it to `emit` in chunks of about
+/// `chunk` bytes.
+pub fn write_exposition(
+    snapshot: &Snapshot,
+    mappings: &MappingSet,
+    self_metric_texts: &BTreeMap<String, String>,
+    chunk: usize,
+    emit: &mut dyn FnMut(String),
+) {
+    enum Part<'a> {
+        Text(&'a str),
+        Cloud(GaugeFamily<'a, Series<'a>>),
+        Job(GaugeFamily<'a, JobRow<'a>>),
+        Info(GaugeFamily<'a, InfoRow<'a>>),
+    }
+    let (attribute_keys, tag_keys) = info_label_names(snapshot);
+    let mut parts: BTreeMap<&str, Part<'_>> = BTreeMap::new();
+    for fam in cloud_families(snapshot, mappings) {
+        parts.insert(fam.name, Part::Cloud(fam));
+    }
+    for fam in job_families(snapshot) {
+        parts.insert(fam.name, Part::Job(fam));
+    }
+    let info = info_family(snapshot, &attribute_keys, &tag_keys);
+    parts.insert(info.name, Part::Info(info));
+    // Cloud family names begin with their product (`clb_`), the others with `multicloud_`:
+    // they never meet, and if they did the self-metric would win (one name, one family).
+    for (name, text) in self_metric_texts {
+        parts.insert(name.as_str(), Part::Text(text));
+    }
+    let mut sink = Sink {
+        buf: String::with_capacity(chunk.min(1 << 20) + 512),
+        chunk,
+        emit,
+    };
+    for part in parts.values() {
+        match part {
+            Part::Text(text) => {
+                sink.buf.push_str(text);
+                sink.flush_if_full();
+            }
+            Part::Cloud(fam) => fam.write(&mut sink),
+            Part::Job(fam) => fam.write(&mut sink),
+            Part::Info(fam) => fam.write(&mut sink),
+        }
+    }
+    sink.finish();
+}
+
+/// Size of the last whole exposition, to reserve the next one in one allocation instead of
+/// growing (and copying) it by doubling.
 static LAST_EXPOSITION_BYTES: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
-/// Encode the snapshot (cloud families, job health, resource info) and the self-metrics as
-/// exposition text, families in name order.
+/// The whole exposition as one text (for callers that need it at once; `/metrics` streams it
+/// with [`write_exposition`]).
 pub fn render(
     snapshot: &Snapshot,
     mappings: &MappingSet,
     self_metrics: &SelfMetrics,
 ) -> Result<String, String> {
     use std::sync::atomic::Ordering;
-    let fresh = snapshot_registry(snapshot).map_err(|e| format!("building the registry: {e}"))?;
-    // The registry families are small; the cloud families are written straight into the
-    // output, merged with them in name order.
-    let mut registry_families: BTreeMap<String, String> = BTreeMap::new();
-    let encoder = TextEncoder::new();
-    for mf in fresh
-        .gather()
-        .into_iter()
-        .chain(self_metrics.registry.gather())
-    {
-        let mut buf = Vec::new();
-        encoder
-            .encode(std::slice::from_ref(&mf), &mut buf)
-            .map_err(|e| format!("encoding: {e}"))?;
-        let text = String::from_utf8(buf).map_err(|e| format!("encoding: {e}"))?;
-        registry_families.insert(mf.get_name().to_string(), text);
-    }
-    enum Part<'a> {
-        Registry(&'a str),
-        Cloud(&'a crate::mapping::FamilySpec, Vec<usize>, Vec<Series<'a>>),
-    }
-    let mut parts: BTreeMap<&str, Part<'_>> = BTreeMap::new();
-    for (fam, order, series) in cloud_families(snapshot, mappings) {
-        parts.insert(fam.name.as_str(), Part::Cloud(fam, order, series));
-    }
-    // Cloud family names begin with their product (`clb_`), self-metrics with `multicloud_`:
-    // they never meet, and if they did the self-metric would win (one name, one family).
-    for (name, text) in &registry_families {
-        parts.insert(name.as_str(), Part::Registry(text));
-    }
+    let texts = self_metric_texts(self_metrics)?;
     let mut out =
         String::with_capacity(LAST_EXPOSITION_BYTES.load(Ordering::Relaxed) * 11 / 10 + 4096);
-    for part in parts.values() {
-        match part {
-            Part::Registry(text) => out.push_str(text),
-            Part::Cloud(fam, order, series) => write_cloud_family(&mut out, fam, order, series),
-        }
-    }
+    write_exposition(snapshot, mappings, &texts, 1 << 18, &mut |chunk| {
+        out.push_str(&chunk)
+    });
     LAST_EXPOSITION_BYTES.store(out.len(), Ordering::Relaxed);
     Ok(out)
 }
@@ -675,6 +802,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus::GaugeVec;
 
     #[test]
     fn self_metrics_register_and_render() {
@@ -771,11 +899,17 @@ mod tests {
             .unwrap();
         let families = cloud_families(&snapshot, &mappings);
         assert_eq!(families.len(), 1);
-        let (got_fam, order, series) = &families[0];
-        assert_eq!(got_fam.name, fam.name);
-        assert_eq!(series.len(), 5, "the duplicate is dropped");
+        assert_eq!(families[0].name, fam.name);
+        assert_eq!(families[0].series.len(), 5, "the duplicate is dropped");
         let mut got = String::new();
-        write_cloud_family(&mut got, got_fam, order, series);
+        let mut emit = |chunk: String| got.push_str(&chunk);
+        let mut sink = Sink {
+            buf: String::new(),
+            chunk: 100,
+            emit: &mut emit,
+        };
+        families[0].write(&mut sink);
+        sink.finish();
         assert_eq!(got, String::from_utf8(want).unwrap());
         assert!(got.contains("} 1\n"), "the first of the duplicates is kept");
     }

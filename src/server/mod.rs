@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod exposition;
 pub mod web;
 
 use std::convert::Infallible;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -27,7 +28,6 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::reload::Reloader;
-use crate::render::render;
 use crate::scrape::Collector;
 use web::{WebConfig, WebSettings};
 
@@ -75,7 +75,10 @@ impl ServerState {
 
 const JSON: &str = "application/json";
 
-fn method_not_allowed() -> Response<Full<Bytes>> {
+/// The body of every answer: whole for the small ones, streamed for `/metrics`.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, Infallible>;
+
+fn method_not_allowed() -> Response<Body> {
     text(
         StatusCode::METHOD_NOT_ALLOWED,
         "text/plain; charset=utf-8",
@@ -83,7 +86,7 @@ fn method_not_allowed() -> Response<Full<Bytes>> {
     )
 }
 
-fn not_found() -> Response<Full<Bytes>> {
+fn not_found() -> Response<Body> {
     text(
         StatusCode::NOT_FOUND,
         "text/plain; charset=utf-8",
@@ -91,7 +94,7 @@ fn not_found() -> Response<Full<Bytes>> {
     )
 }
 
-fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     let mut body = serde_json::to_vec_pretty(v).unwrap_or_default();
     body.push(b'\n');
     text(status, JSON, body)
@@ -104,7 +107,7 @@ async fn admin_route(
     path: &str,
     query: &str,
     authorization: Option<&str>,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let rt = state.collector.runtime();
     let Some(auth) = rt.admin.clone() else {
         return text(
@@ -176,12 +179,8 @@ pub fn scrape_deadline(header: Option<&str>, configured: Duration, now: Instant)
     now + (timeout - margin)
 }
 
-fn text(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()).boxed_unsync());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -203,17 +202,10 @@ pub fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
         })
 }
 
-fn gzip_bytes(data: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write;
-    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    enc.write_all(data)?;
-    enc.finish()
-}
-
 const LANDING: &str = r#"<!DOCTYPE html>
 <html><head><title>multicloud-exporter</title></head>
 <body><h1>multicloud-exporter</h1>
-<p>Cloud monitoring data of Aliyun CloudMonitor as Prometheus metrics.</p>
+<p>The clouds' own monitoring data (Aliyun CloudMonitor, Tencent Cloud Monitor, AWS CloudWatch, Huawei Cloud Eye) as Prometheus metrics.</p>
 <ul>
 <li><a href="/metrics">/metrics</a> — the exposition (collects on scrape)</li>
 <li><a href="/healthz">/healthz</a> — liveness (never calls a cloud)</li>
@@ -226,7 +218,7 @@ const LANDING: &str = r#"<!DOCTYPE html>
 async fn route(
     state: Arc<ServerState>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let web: Option<Arc<WebSettings>> = match state.web.as_ref().map(|w| w.current()) {
         None => None,
         Some(Ok(settings)) => Some(settings),
@@ -265,7 +257,7 @@ async fn route(
     Ok(resp)
 }
 
-fn unauthorized(realm: &'static str) -> Response<Full<Bytes>> {
+fn unauthorized(realm: &'static str) -> Response<Body> {
     let mut r = text(
         StatusCode::UNAUTHORIZED,
         "text/plain; charset=utf-8",
@@ -277,7 +269,7 @@ fn unauthorized(realm: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
-async fn answer(state: &ServerState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(state: &ServerState, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
     if path.starts_with("/api/") || path == "/-/reload" {
         let authorization = req
@@ -302,19 +294,21 @@ async fn answer(state: &ServerState, req: Request<Incoming>) -> Response<Full<By
                 "scrape answered"
             );
             let gzip = accepts_gzip(req.headers());
-            match render(&snapshot, &made_by.mappings, &made_by.shared.metrics) {
-                Ok(body) if gzip => match gzip_bytes(body.as_bytes()) {
-                    Ok(z) => {
-                        let mut r = text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, z);
+            match crate::render::self_metric_texts(&made_by.shared.metrics) {
+                Ok(texts) => {
+                    let mut r = Response::new(exposition::stream(snapshot, made_by, texts, gzip));
+                    r.headers_mut().insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(EXPOSITION_CONTENT_TYPE),
+                    );
+                    if gzip {
                         r.headers_mut().insert(
                             hyper::header::CONTENT_ENCODING,
                             HeaderValue::from_static("gzip"),
                         );
-                        r
                     }
-                    Err(_) => text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, body),
-                },
-                Ok(body) => text(StatusCode::OK, EXPOSITION_CONTENT_TYPE, body),
+                    r
+                }
                 Err(e) => {
                     warn!(error = %e, "rendering the exposition failed");
                     text(
@@ -482,10 +476,6 @@ mod tests {
             HeaderValue::from_static("gzip;q=0, identity"),
         );
         assert!(!accepts_gzip(&h));
-        let z = gzip_bytes(b"metric 1\n").unwrap();
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&z[..]), &mut out).unwrap();
-        assert_eq!(out, "metric 1\n");
     }
 
     #[test]
