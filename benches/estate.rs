@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -215,11 +216,12 @@ struct Exporter {
 }
 
 impl Drop for Exporter {
-    /// SIGTERM first, so the exporter (or a profiler it runs under) ends cleanly and writes
-    /// what it has; SIGKILL after 30 s.
+    /// SIGTERM first, to the exporter's whole process group (a profiler it runs under and the
+    /// exporter itself), so both end cleanly and the profiler writes what it has; SIGKILL
+    /// after 30 s.
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
             .status();
         for _ in 0..300 {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -258,7 +260,9 @@ async fn start_exporter(dir: &Path, name: &str, config: &str, wrap: &[String]) -
         .arg(&path)
         .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
         .stdout(Stdio::null())
-        .stderr(log);
+        .stderr(log)
+        // Its own process group, so stopping it stops a profiler's child too.
+        .process_group(0);
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| fail(format!("starting the exporter: {e}")));

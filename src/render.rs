@@ -417,14 +417,23 @@ trait Row {
 }
 
 /// A cloud series: a sample and the job whose labels it shares.
-type Series<'a> = (&'a JobResult, &'a Sample);
+struct Series<'a> {
+    job: &'a JobResult,
+    sample: &'a Sample,
+    /// The resource's `code_name`, looked up once (sorting asks for it at every comparison).
+    code_name: &'a str,
+}
 
 impl Row for Series<'_> {
     fn label(&self, i: usize) -> &str {
-        self.0.label(self.1, i)
+        if i == 5 {
+            self.code_name
+        } else {
+            self.job.label(self.sample, i)
+        }
     }
     fn value(&self) -> f64 {
-        self.1.value
+        self.sample.value
     }
 }
 
@@ -592,8 +601,13 @@ fn cloud_families<'a>(
 ) -> Vec<GaugeFamily<'a, Series<'a>>> {
     let mut by_family: BTreeMap<usize, Vec<Series<'a>>> = BTreeMap::new();
     for job in &snapshot.jobs {
+        let code_names: Vec<&str> = job.resources.iter().map(Resource::code_name).collect();
         for s in &job.samples {
-            by_family.entry(s.family).or_default().push((job, s));
+            by_family.entry(s.family).or_default().push(Series {
+                job,
+                sample: s,
+                code_name: code_names.get(s.resource as usize).copied().unwrap_or(""),
+            });
         }
     }
     by_family
