@@ -12,8 +12,9 @@
 //! - [`discovery`]: TTL caches over provider discovery and metadata.
 //! - [`cluster`]: shard ownership (rendezvous hashing) and membership.
 //! - [`scrape`]: plan -> discover -> shard -> fetch -> map, under a deadline, single-flight.
-//! - [`render`]: samples -> fresh registry -> exposition text; the self-metrics registry.
-//! - [`server`]: the hyper HTTP server and its routes.
+//! - [`render`]: snapshot -> exposition text written straight from the samples, in chunks; the
+//!   self-metrics registry.
+//! - [`server`]: the hyper HTTP server and its routes (`/metrics` streamed).
 //! - [`sim`]: the cloud simulator used by `demo`, `sim`, tests and benchmarks.
 //! - [`logging`]: log formats (text, json, logfmt) and the level filter.
 //! - [`reload`]: hot reload of the config and mappings (SIGHUP, file change, `POST /-/reload`).
