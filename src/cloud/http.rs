@@ -108,6 +108,17 @@ impl CallSite<'_> {
             request_id: None,
         }
     }
+
+    /// A success answer (HTTP `status`) that is JSON but not of the API's shape.
+    pub fn shape_error(&self, status: u16, e: impl std::fmt::Display) -> CloudError {
+        CloudError {
+            http_status: Some(status),
+            ..self.error(
+                ErrorClass::BadResponse,
+                format!("answer does not have the API's shape: {e}"),
+            )
+        }
+    }
 }
 
 /// Send one request and read its body, within `request_timeout` and the deadline.

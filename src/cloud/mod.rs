@@ -15,6 +15,7 @@ pub mod limiter;
 pub mod period;
 pub mod retry;
 pub mod tencent;
+pub mod wire;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -282,8 +283,8 @@ pub struct FetchItem {
 pub struct Point {
     /// Index into the fetch items the point answers.
     pub item: usize,
-    /// The resource the point belongs to.
-    pub resource_id: String,
+    /// Index of the resource the point belongs to in the fetch's resources.
+    pub resource: u32,
     /// Value of the mapping's statistic.
     pub value: f64,
     /// Period of the point in seconds, as the cloud reported it.
@@ -292,6 +293,52 @@ pub struct Point {
     pub timestamp_ms: i64,
     /// Dimension values the mapping turns into labels (`dimension_labels`).
     pub dimensions: Vec<(String, String)>,
+}
+
+/// A series of a fetch: (item, resource index, dimension labels).
+pub type SeriesKey = (usize, u32, Vec<(String, String)>);
+
+/// The newest point of each series (item, resource, dimension labels) among those offered:
+/// several pages or rows can carry points of one series.
+#[derive(Default)]
+pub struct NewestPoints {
+    /// Series → (timestamp ms, value, period s) of its newest point so far.
+    newest: std::collections::HashMap<SeriesKey, (i64, f64, u64)>,
+}
+
+impl NewestPoints {
+    /// Keep the point if it is the newest of its series so far.
+    pub fn offer(&mut self, series: SeriesKey, timestamp_ms: i64, value: f64, period_s: u64) {
+        let slot = self
+            .newest
+            .entry(series)
+            .or_insert((i64::MIN, value, period_s));
+        if timestamp_ms > slot.0 {
+            *slot = (timestamp_ms, value, period_s);
+        }
+    }
+
+    /// The points, ordered by (item, resource, labels).
+    pub fn into_points(self) -> Vec<Point> {
+        let mut points: Vec<Point> = self
+            .newest
+            .into_iter()
+            .map(
+                |((item, resource, dimensions), (timestamp_ms, value, period_s))| Point {
+                    item,
+                    resource,
+                    value,
+                    period_s,
+                    timestamp_ms,
+                    dimensions,
+                },
+            )
+            .collect();
+        points.sort_by(|a, b| {
+            (a.item, a.resource, &a.dimensions).cmp(&(b.item, b.resource, &b.dimensions))
+        });
+        points
+    }
 }
 
 /// What fetching a job's metrics produced: the points that arrived and the calls that failed.

@@ -545,20 +545,17 @@ fn job_result(
         debug!(failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
         first_error.get_or_insert_with(|| e.clone());
     }
-    let by_id: std::collections::HashMap<&str, u32> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.id.as_str(), i as u32))
-        .collect();
     for p in outcome.points {
         if min_period_s == 0 || p.period_s < min_period_s {
             min_period_s = p.period_s;
         }
         let item = &items[p.item];
         let fam = &rt.mappings.families[item.family];
-        let Some(&resource) = by_id.get(p.resource_id.as_str()) else {
+        // The fetch was given these resources: its points name them by index.
+        let resource = p.resource;
+        if resource as usize >= resources.len() {
             continue;
-        };
+        }
         // The common labels come from the job and the resource when the exposition is
         // written; a sample keeps only what is its own.
         let extra: Box<[Box<str>]> = fam

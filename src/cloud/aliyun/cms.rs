@@ -4,17 +4,23 @@
 //! (1440 rows a page, the most `Length` allows), or the resources' dimensions in batches of 50
 //! (the per-call limit).
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 use futures_util::stream::{self, StreamExt};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{next_token, value_string, AliyunProvider, Api, PeriodTable};
+use super::{check_next_token, value_string, AliyunProvider, Api, PeriodTable};
 use crate::cloud::http::CallSite;
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::{CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, Point, Resource};
-use crate::mapping::ProductCloudSpec;
+use crate::cloud::wire::{Key, Text};
+use crate::cloud::{
+    CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, NewestPoints, Resource,
+};
+use crate::mapping::{ProductCloudSpec, SourceSpec};
 
 /// DescribeMetricLast.
 pub const DESCRIBE_METRIC_LAST: Api = Api {
@@ -128,10 +134,9 @@ pub async fn describe_metric_meta_list(
     Ok(table)
 }
 
-/// Rows, period of the answer, and calls made by one query.
-type QueryResult = Result<(Vec<Value>, u64, u64), CloudError>;
-/// (item, resource, dimension labels) of a series.
-type SeriesKey = (usize, String, Vec<(String, String)>);
+/// What one query's rows gave (the newest points of the resources asked about, the rows that
+/// named a known resource), the period of the answer, and calls made.
+type QueryResult = Result<(Vec<RowPoint>, usize, u64, u64), CloudError>;
 
 /// One DescribeMetricLast query (all its pages).
 struct Query {
@@ -141,6 +146,231 @@ struct Query {
     start: i64,
     end: i64,
     dimensions: Option<String>,
+}
+
+/// A DescribeMetricLast answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricLastAnswer {
+    /// The period of the points, as text.
+    #[serde(default)]
+    pub period: Option<Text>,
+    /// The rows: a JSON array written as a string.
+    #[serde(default)]
+    pub datapoints: Option<DatapointsText>,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub next_token: Option<Text>,
+    /// For support tickets.
+    #[serde(default)]
+    pub request_id: Option<Text>,
+}
+
+/// The text of `Datapoints`: the API writes the rows' JSON array as a string (an array written
+/// as JSON is accepted too, and turned back into text).
+#[derive(Debug, Default)]
+pub struct DatapointsText(pub String);
+
+impl<'de> Deserialize<'de> for DatapointsText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DatapointsText, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(DatapointsText(s)),
+            Value::Null => Ok(DatapointsText::default()),
+            other => Ok(DatapointsText(other.to_string())),
+        }
+    }
+}
+
+/// A row cell: a number or text, borrowed from the answer when it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'de> {
+    Int(i64),
+    Float(f64),
+    Text(Cow<'de, str>),
+}
+
+impl Cell<'_> {
+    /// A number's value.
+    fn as_f64(&self) -> Option<f64> {
+        match self {
+            Cell::Int(i) => Some(*i as f64),
+            Cell::Float(f) => Some(*f),
+            Cell::Text(_) => None,
+        }
+    }
+
+    /// An integer's value.
+    fn as_i64(&self) -> Option<i64> {
+        match self {
+            Cell::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// The cell as text (`80` for the number 80).
+    fn text(&self) -> Cow<'_, str> {
+        match self {
+            Cell::Int(i) => Cow::Owned(i.to_string()),
+            Cell::Float(f) => Cow::Owned(f.to_string()),
+            Cell::Text(t) => Cow::Borrowed(t),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cell<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cell<'de>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Cell<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell<'de>, E> {
+                Ok(Cell::Int(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell<'de>, E> {
+                Ok(i64::try_from(v).map_or(Cell::Float(v as f64), Cell::Int))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell<'de>, E> {
+                Ok(Cell::Float(v))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cell<'de>, E> {
+                Ok(Cell::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cell<'de>, E> {
+                Ok(Cell::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Cell<'de>, E> {
+                Ok(Cell::Text(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Reads the rows of a `Datapoints` array, handing `each` the cells of `columns` of every row
+/// (`None` where a row lacks one or it is null); other keys are skipped unread. A row is never
+/// built as a map.
+pub fn read_rows<'de>(
+    text: &'de str,
+    columns: &[&str],
+    each: impl FnMut(&[Option<Cell<'de>>]),
+) -> Result<(), serde_json::Error> {
+    if text.trim().is_empty() {
+        return Ok(());
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_seq(&mut de, RowsVisitor { columns, each })?;
+    de.end()
+}
+
+struct RowsVisitor<'c, F> {
+    columns: &'c [&'c str],
+    each: F,
+}
+
+impl<'de, F: FnMut(&[Option<Cell<'de>>])> Visitor<'de> for RowsVisitor<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of rows")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        let mut cells: Vec<Option<Cell<'de>>> = vec![None; self.columns.len()];
+        loop {
+            cells.iter_mut().for_each(|c| *c = None);
+            let row = RowSeed {
+                columns: self.columns,
+                cells: &mut cells,
+            };
+            if seq.next_element_seed(row)?.is_none() {
+                return Ok(());
+            }
+            (self.each)(&cells);
+        }
+    }
+}
+
+struct RowSeed<'c, 'r, 'de> {
+    columns: &'c [&'c str],
+    cells: &'r mut [Option<Cell<'de>>],
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_, 'de> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_, '_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            match self.columns.iter().position(|c| *c == key) {
+                Some(i) => self.cells[i] = map.next_value::<Option<Cell<'de>>>()?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The newest complete point of a row, named by resource index.
+#[derive(Debug, Clone, PartialEq)]
+struct RowPoint {
+    resource: u32,
+    timestamp_ms: i64,
+    value: f64,
+    labels: Vec<(String, String)>,
+}
+
+/// Where each cell a query needs sits among the columns read.
+struct RowLayout<'a> {
+    columns: Vec<&'a str>,
+    id: usize,
+    filters: Vec<(usize, &'a str)>,
+    timestamp: usize,
+    statistic: usize,
+    labels: Vec<(&'a str, usize)>,
+}
+
+impl<'a> RowLayout<'a> {
+    fn new(spec: &'a ProductCloudSpec, source: &'a SourceSpec) -> RowLayout<'a> {
+        let mut columns: Vec<&'a str> = Vec::new();
+        let mut column = |name: &'a str| match columns.iter().position(|c| *c == name) {
+            Some(i) => i,
+            None => {
+                columns.push(name);
+                columns.len() - 1
+            }
+        };
+        let id = column(&spec.resource_dimension);
+        let filters = spec
+            .dimension_filter
+            .iter()
+            .map(|(k, v)| (column(k), v.as_str()))
+            .collect();
+        let timestamp = column("timestamp");
+        let statistic = column(&source.statistic);
+        let labels = source
+            .dimension_labels
+            .iter()
+            .map(|(label, dim)| (label.as_str(), column(dim)))
+            .collect();
+        RowLayout {
+            columns,
+            id,
+            filters,
+            timestamp,
+            statistic,
+            labels,
+        }
+    }
 }
 
 /// Fetch every item of a job.
@@ -165,7 +395,11 @@ pub async fn fetch(
         }
     };
     let now_ms = p.shared().clock.now_ms();
-    let ids: HashSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+    let by_id: HashMap<&str, u32> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i as u32))
+        .collect();
     let mut queries = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let supported = periods
@@ -225,15 +459,23 @@ pub async fn fetch(
     }
     // Each answer is folded into the newest points as it arrives, so no more than
     // `metric_concurrency` answers are held at once, whatever the size of the job.
+    let by_id = &by_id;
     let mut results = std::pin::pin!(stream::iter(queries)
-        .map(|q| async {
-            let r = run_query(p, &spec.namespace, region, &q, ctx.deadline).await;
+        .map(|q| async move {
+            let layout = RowLayout::new(spec, &items[q.item].source);
+            let reading = Reading {
+                layout: &layout,
+                source: &items[q.item].source,
+                by_id,
+                now_ms,
+            };
+            let r = run_query(p, &spec.namespace, region, &q, &reading, ctx.deadline).await;
             (q, r)
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
-    let mut newest: HashMap<SeriesKey, Point> = HashMap::new();
+    let mut newest = NewestPoints::default();
     while let Some((q, r)) = results.next().await {
-        let (rows, period, calls) = match r {
+        let (points, matched, period, calls) = match r {
             Ok(x) => x,
             Err(e) => {
                 out.calls += 1;
@@ -242,83 +484,109 @@ pub async fn fetch(
             }
         };
         out.calls += calls;
-        let source = &items[q.item].source;
-        let mut matched = 0usize;
-        let mut series = HashSet::new();
-        for row in &rows {
-            let Some(id) = row.get(&spec.resource_dimension).map(value_string) else {
-                continue;
-            };
-            if !ids.contains(id.as_str()) {
-                continue;
-            }
-            let filtered_out = spec
-                .dimension_filter
-                .iter()
-                .any(|(k, v)| row.get(k).map(value_string).as_deref() != Some(v.as_str()));
-            if filtered_out {
-                matched += 1;
-                continue;
-            }
-            let Some(value) = row.get(&source.statistic).and_then(Value::as_f64) else {
-                continue;
-            };
-            let Some(ts) = row.get("timestamp").and_then(Value::as_i64) else {
-                continue;
-            };
-            // A point whose period has not ended is incomplete (or the period is absurd).
-            let period_ms = period.checked_mul(1000).and_then(|p| i64::try_from(p).ok());
-            if period_ms.is_none_or(|p| ts.saturating_add(p) > now_ms) {
-                continue;
-            }
-            matched += 1;
-            let dims: Vec<(String, String)> = source
-                .dimension_labels
-                .iter()
-                .map(|(label, dim)| {
-                    let raw = row.get(dim).map(value_string).unwrap_or_default();
-                    (label.clone(), source.dimension_label_value(label, &raw))
-                })
-                .collect();
-            series.insert((id.clone(), dims.clone()));
-            let key = (q.item, id.clone(), dims.clone());
-            let replace = newest.get(&key).is_none_or(|old| ts > old.timestamp_ms);
-            if replace {
-                newest.insert(
-                    key,
-                    Point {
-                        item: q.item,
-                        resource_id: id,
-                        value,
-                        period_s: period,
-                        timestamp_ms: ts,
-                        dimensions: dims,
-                    },
-                );
-            }
+        for pt in points {
+            newest.offer(
+                (q.item, pt.resource, pt.labels),
+                pt.timestamp_ms,
+                pt.value,
+                period,
+            );
         }
-        if q.dimensions.is_none() && !resources.is_empty() {
+        if q.dimensions.is_none() {
             let per = matched as f64 / resources.len() as f64;
-            p.remember_fan_out(&spec.namespace, &source.metric, per.max(1.0));
+            p.remember_fan_out(&spec.namespace, &items[q.item].source.metric, per.max(1.0));
         }
     }
-    let mut points: Vec<Point> = newest.into_values().collect();
-    points.sort_by(|a, b| {
-        (a.item, &a.resource_id, &a.dimensions).cmp(&(b.item, &b.resource_id, &b.dimensions))
-    });
-    out.points = points;
+    out.points = newest.into_points();
     out
 }
 
-/// Run one query through all its pages: (rows, period of the answer, calls made).
+/// What reading one query's rows needs.
+struct Reading<'a> {
+    layout: &'a RowLayout<'a>,
+    source: &'a SourceSpec,
+    by_id: &'a HashMap<&'a str, u32>,
+    now_ms: i64,
+}
+
+impl Reading<'_> {
+    /// The points of a page's rows, and how many rows named a resource of the job (those the
+    /// filter drops included: they are what the fan-out estimate counts).
+    fn read_page(
+        &self,
+        text: &str,
+        period: u64,
+        points: &mut Vec<RowPoint>,
+    ) -> Result<usize, serde_json::Error> {
+        let l = self.layout;
+        // A point whose period has not ended is incomplete (or the period is absurd).
+        let period_ms = period.checked_mul(1000).and_then(|p| i64::try_from(p).ok());
+        let mut matched = 0usize;
+        read_rows(text, &l.columns, |row| {
+            let Some(id) = row[l.id].as_ref() else {
+                return;
+            };
+            let Some(&resource) = self.by_id.get(id.text().as_ref()) else {
+                return;
+            };
+            let filtered_out = l.filters.iter().any(|(col, want)| {
+                row[*col]
+                    .as_ref()
+                    .is_none_or(|c| c.text().as_ref() != *want)
+            });
+            if filtered_out {
+                matched += 1;
+                return;
+            }
+            let Some(value) = row[l.statistic].as_ref().and_then(Cell::as_f64) else {
+                return;
+            };
+            let Some(ts) = row[l.timestamp].as_ref().and_then(Cell::as_i64) else {
+                return;
+            };
+            if period_ms.is_none_or(|p| ts.saturating_add(p) > self.now_ms) {
+                return;
+            }
+            matched += 1;
+            let labels = l
+                .labels
+                .iter()
+                .map(|(label, col)| {
+                    let raw = row[*col].as_ref().map(|c| c.text()).unwrap_or_default();
+                    (
+                        label.to_string(),
+                        self.source.dimension_label_value(label, &raw),
+                    )
+                })
+                .collect();
+            points.push(RowPoint {
+                resource,
+                timestamp_ms: ts,
+                value,
+                labels,
+            });
+        })?;
+        Ok(matched)
+    }
+}
+
+/// Run one query through all its pages: (points, rows naming a resource, period of the answer,
+/// calls made).
 async fn run_query(
     p: &AliyunProvider,
     namespace: &str,
     region: &str,
     q: &Query,
+    reading: &Reading<'_>,
     deadline: Instant,
 ) -> QueryResult {
-    let mut rows = Vec::new();
+    let site = CallSite {
+        cloud: crate::cloud::Cloud::Aliyun,
+        api: DESCRIBE_METRIC_LAST.action,
+        region,
+    };
+    let mut points = Vec::new();
+    let mut matched = 0usize;
     let mut token: Option<String> = None;
     let mut period = q.period;
     let mut calls = 0u64;
@@ -338,50 +606,73 @@ async fn run_query(
         if let Some(t) = &token {
             params.push(("NextToken".to_string(), t.clone()));
         }
-        let mut v = p
-            .rpc(DESCRIBE_METRIC_LAST, region, &params, deadline)
+        let answer: MetricLastAnswer = p
+            .rpc_as(DESCRIBE_METRIC_LAST, region, &params, deadline)
             .await?;
         calls += 1;
-        if let Some(s) = v
-            .get("Period")
-            .map(value_string)
-            .and_then(|s| s.parse().ok())
-        {
+        if let Some(s) = answer.period.as_ref().and_then(|t| t.as_str().parse().ok()) {
             period = s;
         }
-        // Taken out of the answer, not copied: a page holds up to 1440 rows.
-        let page: Vec<Value> = match v.get_mut("Datapoints").map(Value::take) {
-            Some(Value::String(s)) if s.is_empty() => Vec::new(),
-            Some(Value::String(s)) => serde_json::from_str(&s).map_err(|e| CloudError {
-                class: ErrorClass::BadResponse,
-                cloud: crate::cloud::Cloud::Aliyun,
-                api: DESCRIBE_METRIC_LAST.action.to_string(),
-                region: region.to_string(),
+        let text = answer.datapoints.unwrap_or_default().0;
+        let request_id = answer.request_id.map(|t| t.0);
+        matched += reading
+            .read_page(&text, period, &mut points)
+            .map_err(|e| CloudError {
                 http_status: Some(200),
-                code: None,
-                message: format!("Datapoints is not a JSON array: {e}"),
-                request_id: v.get("RequestId").map(value_string),
-            })?,
-            Some(Value::Array(a)) => a,
-            _ => Vec::new(),
-        };
-        rows.extend(page);
-        let site = CallSite {
-            cloud: crate::cloud::Cloud::Aliyun,
-            api: DESCRIBE_METRIC_LAST.action,
-            region,
-        };
-        token = next_token(site, &v, token.as_deref())?;
+                request_id: request_id.clone(),
+                ..site.error(
+                    ErrorClass::BadResponse,
+                    format!("Datapoints is not a JSON array of rows: {e}"),
+                )
+            })?;
+        token = check_next_token(
+            site,
+            answer.next_token.map(|t| t.0),
+            request_id,
+            token.as_deref(),
+        )?;
         if token.is_none() || calls as usize >= MAX_PAGES {
             break;
         }
     }
-    Ok((rows, period, calls))
+    Ok((points, matched, period, calls))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_read_by_column_without_building_maps() {
+        // The shape of the DescribeMetricLast example (cloud-apis §A): the rows as a string.
+        let answer: MetricLastAnswer = serde_json::from_str(
+            r#"{"Period":"60","NextToken":"t2","RequestId":"r1","Code":"200","Success":true,
+            "Datapoints":"[{\"timestamp\":1735689600000,\"userId\":\"1\",\"instanceId\":\"lb-1\",\"port\":80,\"Maximum\":7,\"Average\":2.5},{\"timestamp\":1735689660000,\"instanceId\":\"lb-\\u0032\",\"Average\":null}]"}"#,
+        )
+        .unwrap();
+        assert_eq!(answer.period.unwrap().as_str(), "60");
+        assert_eq!(answer.next_token.unwrap().as_str(), "t2");
+        let text = answer.datapoints.unwrap().0;
+        let mut rows = Vec::new();
+        read_rows(&text, &["instanceId", "Average", "port"], |r| {
+            rows.push(r.to_vec())
+        })
+        .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    Some(Cell::Text("lb-1".into())),
+                    Some(Cell::Float(2.5)),
+                    Some(Cell::Int(80)),
+                ],
+                // An escaped ID is unescaped; null reads as missing.
+                vec![Some(Cell::Text("lb-2".into())), None, None],
+            ]
+        );
+        assert!(read_rows("[1]", &["instanceId"], |_| ()).is_err());
+        assert!(read_rows("", &["instanceId"], |_| ()).is_ok());
+    }
 
     #[test]
     fn the_cheaper_query_shape_is_chosen() {

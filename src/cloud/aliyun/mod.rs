@@ -9,6 +9,8 @@ pub mod sign;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -97,13 +99,39 @@ impl AliyunProvider {
         params: &[(String, String)],
         deadline: Instant,
     ) -> Result<Value, CloudError> {
+        self.rpc_with(api, region, params, deadline, parse_rpc_response)
+            .await
+    }
+
+    /// Call an RPC API whose success answer is parsed straight into `T`.
+    pub async fn rpc_as<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        region: &str,
+        params: &[(String, String)],
+        deadline: Instant,
+    ) -> Result<T, CloudError> {
+        self.rpc_with(api, region, params, deadline, parse_rpc_response_as::<T>)
+            .await
+    }
+
+    /// Call an RPC API, its answer read by `parse`.
+    async fn rpc_with<T>(
+        &self,
+        api: Api,
+        region: &str,
+        params: &[(String, String)],
+        deadline: Instant,
+        parse: fn(CallSite<'_>, u16, &[u8]) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
         let site = CallSite {
             cloud: Cloud::Aliyun,
             api: api.action,
             region,
         };
-        http::call(&self.shared, site, &self.account_id, deadline, || {
-            self.rpc_once(api, site, region, params, deadline)
+        http::call(&self.shared, site, &self.account_id, deadline, || async {
+            let raw = self.rpc_once(api, site, region, params, deadline).await?;
+            parse(site, raw.status, &raw.body)
         })
         .await
     }
@@ -115,7 +143,7 @@ impl AliyunProvider {
         region: &str,
         params: &[(String, String)],
         deadline: Instant,
-    ) -> Result<Value, CloudError> {
+    ) -> Result<http::RawResponse, CloudError> {
         let base = self.base_url(api.service, region);
         let host = host_of(&base);
         let now = UtcTime::from_unix(self.shared.clock.now_s());
@@ -151,8 +179,7 @@ impl AliyunProvider {
             req = req.header(k.as_str(), v.as_str());
         }
         req = req.header("authorization", auth);
-        let raw = http::send(&self.shared, site, deadline, req).await?;
-        parse_rpc_response(site, raw.status, &raw.body)
+        http::send(&self.shared, site, deadline, req).await
     }
 
     /// The period table of a namespace, from cache or DescribeMetricMetaList.
@@ -271,6 +298,31 @@ pub fn classify(code: &str, status: u16) -> ErrorClass {
     }
 }
 
+/// Just enough of an answer to see that it is not a failure: `Success` is not `false`.
+#[derive(Deserialize)]
+struct SuccessProbe {
+    #[serde(rename = "Success")]
+    success: Option<Value>,
+}
+
+/// A success answer parsed straight from its bytes as `T`; anything else as
+/// [`parse_rpc_response`].
+pub fn parse_rpc_response_as<T: DeserializeOwned>(
+    site: CallSite<'_>,
+    status: u16,
+    body: &[u8],
+) -> Result<T, CloudError> {
+    let shape_error = |e: serde_json::Error| site.shape_error(status, e);
+    let success = (200..300).contains(&status)
+        && serde_json::from_slice::<SuccessProbe>(body)
+            .is_ok_and(|p| p.success != Some(Value::Bool(false)));
+    if success {
+        return serde_json::from_slice::<T>(body).map_err(shape_error);
+    }
+    let v = parse_rpc_response(site, status, body)?;
+    T::deserialize(v).map_err(shape_error)
+}
+
 /// Turn an RPC answer into JSON or a classified error.
 pub fn parse_rpc_response(
     site: CallSite<'_>,
@@ -347,14 +399,26 @@ pub fn next_token(
     v: &Value,
     sent: Option<&str>,
 ) -> Result<Option<String>, CloudError> {
-    let next = v
-        .get("NextToken")
-        .map(value_string)
-        .filter(|t| !t.is_empty());
+    check_next_token(
+        site,
+        v.get("NextToken").map(value_string),
+        v.get("RequestId").map(value_string),
+        sent,
+    )
+}
+
+/// [`next_token`] of an answer's `NextToken` and `RequestId`.
+pub fn check_next_token(
+    site: CallSite<'_>,
+    next: Option<String>,
+    request_id: Option<String>,
+    sent: Option<&str>,
+) -> Result<Option<String>, CloudError> {
+    let next = next.filter(|t| !t.is_empty());
     if next.is_some() && next.as_deref() == sent {
         return Err(CloudError {
             http_status: Some(200),
-            request_id: v.get("RequestId").map(value_string),
+            request_id,
             ..site.error(
                 ErrorClass::BadResponse,
                 "NextToken repeats the token sent; stopping instead of looping",

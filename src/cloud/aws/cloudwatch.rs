@@ -5,20 +5,20 @@
 //! (CloudWatch accepts any multiple of 60) unless the mapping pins one; the statistic is the
 //! mapping's.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
-use serde::Serialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::AwsProvider;
 use crate::cloud::period::window;
+use crate::cloud::wire::{newest_complete, Text};
 use crate::cloud::{
     CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, FetchPart, Point, Resource,
 };
-use crate::mapping::ProductCloudSpec;
+use crate::mapping::{MonitorTarget, ProductCloudSpec};
 
 /// The JSON 1.0 target of GetMetricData.
 pub const GET_METRIC_DATA_TARGET: &str = "GraniteServiceVersion20100801.GetMetricData";
@@ -43,16 +43,15 @@ struct Query {
 
 /// Queries sharing a period and a window (one call's worth, up to 500).
 type Group = ((u64, i64, i64), Vec<Query>);
-/// What one call returned: datapoints per query Id, the queries the cloud refused (Id and
-/// error: `StatusCode` Forbidden or InternalError), and calls made; or the error and calls made.
-type CallResult = Result<
-    (
-        HashMap<String, Vec<(i64, f64)>>,
-        Vec<(String, CloudError)>,
-        u64,
-    ),
-    (CloudError, u64),
->;
+/// What one call returned: per query (by its index in the call) the newest complete point, the
+/// queries the cloud refused (index and error: `StatusCode` Forbidden or InternalError), and
+/// calls made; or the error and calls made.
+type CallResult =
+    Result<(Vec<Option<(i64, f64)>>, Vec<(usize, CloudError)>, u64), (CloudError, u64)>;
+
+/// The namespace and dimensions of every resource of every part, worked out once per fetch
+/// (`None`: a resource without them, not queried).
+type Targets = Vec<Vec<Option<MonitorTarget>>>;
 
 /// Fetch every item of a job for every resource.
 pub async fn fetch(
@@ -86,15 +85,29 @@ pub async fn fetch_parts(
 ) -> Vec<FetchOutcome> {
     let mut out: Vec<FetchOutcome> = parts.iter().map(|_| FetchOutcome::default()).collect();
     let now_ms = p.shared().clock.now_ms();
+    let targets: Targets = parts
+        .iter()
+        .map(|part| {
+            part.resources
+                .iter()
+                .map(|r| {
+                    let t = part.spec.target(r);
+                    if t.is_none() {
+                        debug!(resource = %r.id, "no CloudWatch dimensions discovered; not queried");
+                    }
+                    t
+                })
+                .collect()
+        })
+        .collect();
     let mut groups: BTreeMap<(u64, i64, i64), Vec<Query>> = BTreeMap::new();
     for (part_idx, part) in parts.iter().enumerate() {
         for (i, item) in part.items.iter().enumerate() {
             let src = &item.source;
             let period = period_for(src.period, ctx.scrape_interval_s);
             let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
-            for (resource, r) in part.resources.iter().enumerate() {
-                if part.spec.target(r).is_none() {
-                    debug!(resource = %r.id, "no CloudWatch dimensions discovered; not queried");
+            for (resource, target) in targets[part_idx].iter().enumerate() {
+                if target.is_none() {
                     continue;
                 }
                 groups.entry((period, start, end)).or_default().push(Query {
@@ -118,25 +131,23 @@ pub async fn fetch_parts(
         .collect();
     // Each answer is folded into the points as it arrives, so no more than
     // `metric_concurrency` answers are held at once, whatever the size of the region.
+    let targets = &targets;
     let mut results = std::pin::pin!(stream::iter(calls)
-        .map(|g| async {
-            let r = run_call(p, region, parts, &g, ctx.deadline).await;
+        .map(|g| async move {
+            let r = run_call(p, region, parts, targets, &g, now_ms, ctx.deadline).await;
             (g, r)
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
     while let Some((((period, _, _), queries), r)) = results.next().await {
         let first_part = queries.first().map(|q| q.part).unwrap_or(0);
-        let series = match r {
-            Ok((series, refused, calls)) => {
+        let newest = match r {
+            Ok((newest, refused, calls)) => {
                 out[first_part].calls += calls;
-                for (id, e) in refused {
-                    let n: Option<usize> = id.strip_prefix('m').and_then(|n| n.parse().ok());
-                    let part = n
-                        .and_then(|n| queries.get(n))
-                        .map_or(first_part, |q| q.part);
+                for (n, e) in refused {
+                    let part = queries.get(n).map_or(first_part, |q| q.part);
                     out[part].errors.push(e);
                 }
-                series
+                newest
             }
             Err((e, calls)) => {
                 out[first_part].calls += calls;
@@ -148,32 +159,22 @@ pub async fn fetch_parts(
                 continue;
             }
         };
-        let period_ms = (period * 1000) as i64;
-        for (n, q) in queries.iter().enumerate() {
-            let Some(points) = series.get(&format!("m{n}")) else {
-                continue;
-            };
-            // Newest point whose period has ended.
-            let Some((ts, value)) = points
-                .iter()
-                .filter(|(t, v)| v.is_finite() && t + period_ms <= now_ms)
-                .max_by_key(|(t, _)| *t)
-            else {
+        for (q, point) in queries.iter().zip(newest) {
+            let Some((ts, value)) = point else {
                 continue;
             };
             out[q.part].points.push(Point {
                 item: q.item,
-                resource_id: parts[q.part].resources[q.resource].id.clone(),
-                value: *value,
+                resource: q.resource as u32,
+                value,
                 period_s: period,
-                timestamp_ms: *ts,
+                timestamp_ms: ts,
                 dimensions: Vec::new(),
             });
         }
     }
     for o in &mut out {
-        o.points
-            .sort_by(|a, b| (a.item, &a.resource_id).cmp(&(b.item, &b.resource_id)));
+        o.points.sort_by_key(|p| (p.item, p.resource));
     }
     out
 }
@@ -216,24 +217,116 @@ struct MetricStat<'a> {
 struct MetricName<'a> {
     dimensions: Vec<Dimension<'a>>,
     metric_name: &'a str,
-    namespace: String,
+    namespace: &'a str,
 }
 
 /// One `Dimension`.
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct Dimension<'a> {
-    name: std::borrow::Cow<'a, str>,
-    value: std::borrow::Cow<'a, str>,
+    name: &'a str,
+    value: &'a str,
 }
 
-/// One GetMetricData call (all its pages): datapoints per query Id (`m<n>`, n = index in the
-/// group), and calls made.
+/// A GetMetricData answer (JSON 1.0).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricDataAnswer {
+    /// One per query that has a result on this page.
+    #[serde(default)]
+    pub metric_data_results: Vec<MetricDataResult>,
+    /// Where the next page starts.
+    #[serde(default)]
+    pub next_token: Option<String>,
+    /// Messages about the whole call.
+    #[serde(default)]
+    pub messages: Vec<MessageData>,
+}
+
+/// One query's result.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MetricDataResult {
+    /// The query's `Id`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// `Complete`, `PartialData`, `Forbidden` or `InternalError`.
+    #[serde(default)]
+    pub status_code: Option<String>,
+    /// Epoch seconds or ISO 8601, newest first (`TimestampDescending`).
+    #[serde(default)]
+    pub timestamps: Vec<TimestampMs>,
+    /// A value per timestamp.
+    #[serde(default)]
+    pub values: Vec<Option<f64>>,
+    /// Why a query was refused.
+    #[serde(default)]
+    pub messages: Vec<MessageData>,
+}
+
+/// A `MessageData`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MessageData {
+    /// Its code.
+    #[serde(default)]
+    pub code: Text,
+    /// Its text.
+    #[serde(default)]
+    pub value: Text,
+}
+
+/// A timestamp in ms: epoch seconds (a number, as JSON 1.0 sends it) or ISO 8601; `None` when
+/// neither.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimestampMs(pub Option<i64>);
+
+impl<'de> Deserialize<'de> for TimestampMs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TimestampMs, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TimestampMs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("epoch seconds or an ISO 8601 time")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<TimestampMs, E> {
+                Ok(TimestampMs(Some((v * 1000.0) as i64)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TimestampMs, E> {
+                Ok(TimestampMs(
+                    i64::try_from(v).ok().and_then(|s| s.checked_mul(1000)),
+                ))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TimestampMs, E> {
+                Ok(TimestampMs(v.checked_mul(1000)))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<TimestampMs, E> {
+                // Fractions of a second are dropped.
+                let whole = match s.split_once('.') {
+                    Some((head, _)) => format!("{head}Z"),
+                    None => s.to_string(),
+                };
+                Ok(TimestampMs(
+                    crate::util::UtcTime::parse_iso8601(&whole).map(|t| t.to_unix() * 1000),
+                ))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<TimestampMs, E> {
+                Ok(TimestampMs(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One GetMetricData call (all its pages): the newest complete point per query (`m<n>`, n =
+/// its index in the group), the queries refused, and calls made.
 async fn run_call(
     p: &AwsProvider,
     region: &str,
     parts: &[FetchPart<'_>],
+    targets: &Targets,
     group: &Group,
+    now_ms: i64,
     deadline: Instant,
 ) -> CallResult {
     let ((period, start, end), queries) = group;
@@ -241,10 +334,10 @@ async fn run_call(
     let queries: Vec<MetricDataQuery<'_>> = queries
         .iter()
         .enumerate()
-        .filter_map(|(n, q)| query_of(&parts[q.part], q, *period, n))
+        .filter_map(|(n, q)| query_of(&parts[q.part], targets, q, *period, n))
         .collect();
-    let mut series: HashMap<String, Vec<(i64, f64)>> = HashMap::new();
-    let mut refused: Vec<(String, CloudError)> = Vec::new();
+    let mut newest: Vec<Option<(i64, f64)>> = vec![None; group.1.len()];
+    let mut refused: Vec<(usize, CloudError)> = Vec::new();
     let mut calls = 0u64;
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
@@ -271,7 +364,7 @@ async fn run_call(
             )
         })?;
         calls += 1;
-        let v = p
+        let answer: MetricDataAnswer = p
             .json(
                 "monitoring",
                 GET_METRIC_DATA_TARGET,
@@ -282,74 +375,64 @@ async fn run_call(
             )
             .await
             .map_err(|e| (e, calls))?;
-        for r in v
-            .get("MetricDataResults")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(id) = r.get("Id").and_then(Value::as_str) else {
+        for r in &answer.metric_data_results {
+            let Some(n) = r.id.as_deref().and_then(query_index) else {
+                continue;
+            };
+            let Some(slot) = newest.get_mut(n) else {
                 continue;
             };
             // Complete and PartialData carry datapoints (PartialData continues on the next
             // page); Forbidden and InternalError fail the query, not the call.
             if let Some(problem) = refused_query(r, region) {
-                refused.push((id.to_string(), problem));
+                refused.push((n, problem));
             }
-            let ts = r.get("Timestamps").and_then(Value::as_array);
-            let vals = r.get("Values").and_then(Value::as_array);
-            let (Some(ts), Some(vals)) = (ts, vals) else {
-                continue;
-            };
-            let entry = series.entry(id.to_string()).or_default();
-            for (t, v) in ts.iter().zip(vals) {
-                if let (Some(t), Some(v)) = (timestamp_ms(t), v.as_f64()) {
-                    entry.push((t, v));
-                }
-            }
+            let points = r
+                .timestamps
+                .iter()
+                .zip(&r.values)
+                .filter_map(|(t, v)| Some((t.0?, (*v)?)))
+                .chain(*slot);
+            *slot = newest_complete(points, p_ms, now_ms);
         }
-        for m in v
-            .get("Messages")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            debug!(message = %m, "GetMetricData message");
+        for m in &answer.messages {
+            debug!(
+                code = m.code.as_str(),
+                message = m.value.as_str(),
+                "GetMetricData message"
+            );
         }
-        let next = v
-            .get("NextToken")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
+        let next = answer.next_token.filter(|t| !t.is_empty());
         if next.is_none() || next == token {
             break;
         }
         token = next;
     }
-    Ok((series, refused, calls))
+    Ok((newest, refused, calls))
+}
+
+/// The index of a query from its `Id` (`m<n>`).
+fn query_index(id: &str) -> Option<usize> {
+    id.strip_prefix('m')?.parse().ok()
 }
 
 /// One query, `Id` `m<n>` (n = its index in the call); `None` for a resource without
 /// dimensions (left out when the calls were planned).
 fn query_of<'a>(
     part: &FetchPart<'a>,
+    targets: &'a Targets,
     q: &Query,
     period: u64,
     n: usize,
 ) -> Option<MetricDataQuery<'a>> {
     let src: &'a crate::mapping::SourceSpec = &part.items[q.item].source;
-    let target = part.spec.target(&part.resources[q.resource])?;
+    let target = targets[q.part][q.resource].as_ref()?;
     let dimensions = target
         .dimensions
-        .into_iter()
-        .map(|(k, v)| Dimension {
-            name: k.into(),
-            value: v.into(),
-        })
-        .chain(src.query_dimensions.iter().map(|(k, v)| Dimension {
-            name: k.as_str().into(),
-            value: v.as_str().into(),
-        }))
+        .iter()
+        .map(|(k, v)| (k, v))
+        .chain(&src.query_dimensions)
+        .map(|(k, v)| Dimension { name: k, value: v })
         .collect();
     Some(MetricDataQuery {
         id: format!("m{n}"),
@@ -357,7 +440,7 @@ fn query_of<'a>(
             metric: MetricName {
                 dimensions,
                 metric_name: &src.metric,
-                namespace: target.namespace,
+                namespace: &target.namespace,
             },
             period,
             stat: &src.statistic,
@@ -367,16 +450,17 @@ fn query_of<'a>(
 }
 
 /// The error of a result whose `StatusCode` says the cloud did not answer the query.
-fn refused_query(r: &Value, region: &str) -> Option<CloudError> {
-    let status = r.get("StatusCode").and_then(Value::as_str)?;
+fn refused_query(r: &MetricDataResult, region: &str) -> Option<CloudError> {
+    let status = r.status_code.as_deref()?;
     let class = match status {
         "Forbidden" => ErrorClass::AuthError,
         "InternalError" => ErrorClass::ServerError,
         _ => return None,
     };
     let detail = r
-        .pointer("/Messages/0/Value")
-        .and_then(Value::as_str)
+        .messages
+        .first()
+        .map(|m| m.value.as_str())
         .unwrap_or("no message");
     Some(CloudError {
         code: Some(status.to_string()),
@@ -390,23 +474,10 @@ fn refused_query(r: &Value, region: &str) -> Option<CloudError> {
             class,
             format!(
                 "query {} answered {status}: {detail}",
-                r.get("Id").and_then(Value::as_str).unwrap_or("?")
+                r.id.as_deref().unwrap_or("?")
             ),
         )
     })
-}
-
-/// A JSON timestamp: epoch seconds (a number, as JSON 1.0 sends it) or ISO 8601.
-fn timestamp_ms(v: &Value) -> Option<i64> {
-    if let Some(s) = v.as_f64() {
-        return Some((s * 1000.0) as i64);
-    }
-    let s = v.as_str()?;
-    let trimmed = match s.split_once('.') {
-        Some((head, _)) => format!("{head}Z"),
-        None => s.to_string(),
-    };
-    crate::util::UtcTime::parse_iso8601(&trimmed).map(|t| t.to_unix() * 1000)
 }
 
 #[cfg(test)]
@@ -421,11 +492,11 @@ mod tests {
             metric_stat: MetricStat {
                 metric: MetricName {
                     dimensions: vec![Dimension {
-                        name: "LoadBalancer".into(),
-                        value: "app/web/50dc6c495c0c9188".into(),
+                        name: "LoadBalancer",
+                        value: "app/web/50dc6c495c0c9188",
                     }],
                     metric_name: "ActiveConnectionCount",
-                    namespace: "AWS/ApplicationELB".into(),
+                    namespace: "AWS/ApplicationELB",
                 },
                 period: 60,
                 stat: "Sum",
@@ -475,27 +546,35 @@ mod tests {
 
     #[test]
     fn refused_queries_become_errors() {
-        let r = json!({"Id": "m3", "StatusCode": "Forbidden", "Messages": [{"Code": "Forbidden", "Value": "not allowed"}]});
+        let r: MetricDataResult = serde_json::from_value(json!({"Id": "m3", "StatusCode": "Forbidden", "Messages": [{"Code": "Forbidden", "Value": "not allowed"}]})).unwrap();
         let e = refused_query(&r, "us-east-1").unwrap();
         assert_eq!(e.class, ErrorClass::AuthError);
         assert!(e.message.contains("m3") && e.message.contains("not allowed"));
-        assert!(refused_query(
-            &json!({"Id": "m0", "StatusCode": "PartialData"}),
-            "us-east-1"
-        )
-        .is_none());
-        assert!(
-            refused_query(&json!({"Id": "m0", "StatusCode": "Complete"}), "us-east-1").is_none()
-        );
+        for status in ["PartialData", "Complete"] {
+            let r: MetricDataResult =
+                serde_json::from_value(json!({"Id": "m0", "StatusCode": status})).unwrap();
+            assert!(refused_query(&r, "us-east-1").is_none());
+        }
     }
 
     #[test]
     fn timestamps_come_as_numbers_or_iso() {
-        assert_eq!(timestamp_ms(&json!(1735689660)), Some(1_735_689_660_000));
-        assert_eq!(timestamp_ms(&json!(1735689660.0)), Some(1_735_689_660_000));
+        let t: Vec<TimestampMs> = serde_json::from_str(
+            r#"[1735689660, 1735689660.0, "2025-01-01T00:01:00Z", "2025-01-01T00:01:00.000Z", "x"]"#,
+        )
+        .unwrap();
+        let ms = Some(1_735_689_660_000);
         assert_eq!(
-            timestamp_ms(&json!("2025-01-01T00:01:00Z")),
-            Some(1_735_689_660_000)
+            t,
+            [
+                TimestampMs(ms),
+                TimestampMs(ms),
+                TimestampMs(ms),
+                TimestampMs(ms),
+                TimestampMs(None)
+            ]
         );
+        assert_eq!(query_index("m42"), Some(42));
+        assert_eq!(query_index("x42"), None);
     }
 }

@@ -13,6 +13,7 @@ pub mod sign;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -222,8 +223,8 @@ impl AwsProvider {
         .await
     }
 
-    /// A JSON 1.0 call (CloudWatch): the answer's object on success.
-    pub async fn json(
+    /// A JSON 1.0 call (CloudWatch): the answer parsed as `T` on success.
+    pub async fn json<T: DeserializeOwned>(
         &self,
         service: &'static str,
         target: &str,
@@ -231,7 +232,7 @@ impl AwsProvider {
         region: &str,
         payload: Vec<u8>,
         deadline: Instant,
-    ) -> Result<Value, CloudError> {
+    ) -> Result<T, CloudError> {
         let site = CallSite {
             cloud: Cloud::Aws,
             api,
@@ -407,21 +408,27 @@ fn parse_xml_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Node
     })
 }
 
-fn parse_json_answer(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Value, CloudError> {
-    let parsed: Result<Value, _> = serde_json::from_slice(body);
+/// A JSON 1.0 answer parsed as `T` (straight from the bytes), or a classified error.
+pub fn parse_json_answer<T: DeserializeOwned>(
+    site: CallSite<'_>,
+    status: u16,
+    body: &[u8],
+) -> Result<T, CloudError> {
     if (200..300).contains(&status) {
-        return match parsed {
-            Ok(v) if v.is_object() => Ok(v),
-            Ok(_) => Err(site.error(ErrorClass::BadResponse, "answer is not a JSON object")),
-            Err(e) => Err(CloudError {
-                http_status: Some(status),
-                ..site.error(
-                    ErrorClass::BadResponse,
-                    format!("answer is not valid JSON: {e}"),
-                )
-            }),
-        };
+        return serde_json::from_slice::<T>(body).map_err(|e| {
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                Err(e) => CloudError {
+                    http_status: Some(status),
+                    ..site.error(
+                        ErrorClass::BadResponse,
+                        format!("answer is not valid JSON: {e}"),
+                    )
+                },
+                Ok(_) => site.shape_error(status, e),
+            }
+        });
     }
+    let parsed: Result<Value, _> = serde_json::from_slice(body);
     // An endpoint may answer a JSON request's auth failure in XML (moto does): read it as such.
     let Ok(v) = parsed else {
         return Err(xml_error(site, status, body));
@@ -462,19 +469,21 @@ mod tests {
         assert_eq!(e.code.as_deref(), Some("Throttling"));
         assert_eq!(e.request_id.as_deref(), Some("2f85f68d"));
         // JSON 1.0 (moto).
-        let e = parse_json_answer(SITE, 400, br#"{"__type": "GraniteServiceVersion20100801#ThrottlingException", "message": "Rate exceeded"}"#).unwrap_err();
+        let e = parse_json_answer::<Value>(SITE, 400, br#"{"__type": "GraniteServiceVersion20100801#ThrottlingException", "message": "Rate exceeded"}"#).unwrap_err();
         assert_eq!(e.class, ErrorClass::LimitError);
-        let e = parse_json_answer(SITE, 403, br#"{"__type": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}"#).unwrap_err();
+        let e = parse_json_answer::<Value>(SITE, 403, br#"{"__type": "InvalidClientTokenId", "message": "The security token included in the request is invalid."}"#).unwrap_err();
         assert_eq!(e.class, ErrorClass::AuthError);
         // S3.
         let e = xml_error(SITE, 403, b"<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message><RequestId>R</RequestId></Error>");
         assert_eq!(e.class, ErrorClass::AuthError);
         assert_eq!(
-            parse_json_answer(SITE, 503, b"<html/>").unwrap_err().class,
+            parse_json_answer::<Value>(SITE, 503, b"<html/>")
+                .unwrap_err()
+                .class,
             ErrorClass::ServerError
         );
         // moto's strict mode answers a JSON request's bad signature in XML.
-        let e = parse_json_answer(SITE, 403, b"<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><Type>Sender</Type></Error></Errors></ErrorResponse>").unwrap_err();
+        let e = parse_json_answer::<Value>(SITE, 403, b"<ErrorResponse><Errors><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><Type>Sender</Type></Error></Errors></ErrorResponse>").unwrap_err();
         assert_eq!(e.class, ErrorClass::AuthError);
         assert_eq!(e.code.as_deref(), Some("SignatureDoesNotMatch"));
         // The canonical request AWS echoes (with the token) never reaches the error.

@@ -7,13 +7,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::{self, StreamExt};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::HuaweiProvider;
 use crate::cloud::period::{choose_period, window};
+use crate::cloud::wire::{newest_complete, Text};
 use crate::cloud::{CallContext, FetchItem, FetchOutcome, Point, Resource};
-use crate::mapping::ProductCloudSpec;
-use crate::util::value_string;
+use crate::mapping::{MonitorTarget, ProductCloudSpec};
 
 /// Most metrics in one call.
 pub const MAX_METRICS: usize = 500;
@@ -38,26 +38,6 @@ pub fn metrics_per_call(points: usize) -> usize {
 
 /// What a call shares: period, window (`from`, `to` in ms) and filter.
 type CallKey = (u64, i64, i64, String);
-/// Datapoints of an answer by (metric name, sorted dimension name=value pairs).
-type AnswerPoints = HashMap<(String, Vec<String>), Vec<(i64, f64)>>;
-
-/// The sorted `name=value` pairs of a `dimensions` array (answers may reorder them).
-fn dimension_key(dims: Option<&Value>) -> Vec<String> {
-    let mut key: Vec<String> = dims
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            format!(
-                "{}={}",
-                d.get("name").map(value_string).unwrap_or_default(),
-                d.get("value").map(value_string).unwrap_or_default()
-            )
-        })
-        .collect();
-    key.sort();
-    key
-}
 
 /// One (metric, resource) pair of a call, by index: its JSON is built only when its call is
 /// made, so a job never holds every pair as JSON at once.
@@ -66,25 +46,105 @@ struct Pair {
     resource: usize,
 }
 
-/// The `metrics` entry of a pair; `None` for a resource without dimensions (left out when the
-/// calls were planned).
-fn pair_metric(
-    spec: &ProductCloudSpec,
-    items: &[FetchItem],
-    resources: &[Resource],
-    pair: &Pair,
-) -> Option<Value> {
-    let target = spec.target(&resources[pair.resource])?;
-    let dims: Vec<Value> = target
-        .dimensions
-        .iter()
-        .map(|(k, v)| json!({"name": k, "value": v}))
-        .collect();
-    Some(json!({
-        "namespace": target.namespace,
-        "metric_name": items[pair.item].source.metric,
-        "dimensions": dims,
-    }))
+/// A `batch-query-metric-data` request, serialised straight from borrowed parts, keys in the
+/// order `serde_json` writes a `Value`'s (sorted).
+#[derive(Serialize)]
+struct BatchRequest<'a> {
+    filter: &'a str,
+    from: i64,
+    metrics: Vec<MetricQuery<'a>>,
+    period: String,
+    to: i64,
+}
+
+/// One `metrics` entry of a request.
+#[derive(Serialize)]
+struct MetricQuery<'a> {
+    dimensions: Vec<RequestDimension<'a>>,
+    metric_name: &'a str,
+    namespace: &'a str,
+}
+
+/// One dimension of a request.
+#[derive(Serialize)]
+struct RequestDimension<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
+/// A `batch-query-metric-data` answer.
+#[derive(Debug, Default, Deserialize)]
+pub struct BatchAnswer {
+    /// One per metric asked for, in any order.
+    #[serde(default)]
+    pub metrics: Vec<MetricData>,
+}
+
+/// One metric's datapoints.
+#[derive(Debug, Default, Deserialize)]
+pub struct MetricData {
+    /// The metric's name.
+    #[serde(default)]
+    pub metric_name: Text,
+    /// Its dimensions (an answer may reorder them).
+    #[serde(default)]
+    pub dimensions: Vec<AnswerDimension>,
+    /// Its points.
+    #[serde(default)]
+    pub datapoints: Vec<Datapoint>,
+}
+
+/// One `{"name", "value"}` dimension of an answer.
+#[derive(Debug, Default, Deserialize)]
+pub struct AnswerDimension {
+    /// Dimension name.
+    #[serde(default)]
+    pub name: Text,
+    /// Dimension value.
+    #[serde(default)]
+    pub value: Text,
+}
+
+/// One datapoint: its time and the statistic the call's `filter` asked for.
+#[derive(Debug, Default, Deserialize)]
+pub struct Datapoint {
+    /// Unix ms.
+    pub timestamp: Option<i64>,
+    /// `filter=average`.
+    pub average: Option<f64>,
+    /// `filter=max`.
+    pub max: Option<f64>,
+    /// `filter=min`.
+    pub min: Option<f64>,
+    /// `filter=sum`.
+    pub sum: Option<f64>,
+    /// `filter=variance`.
+    pub variance: Option<f64>,
+}
+
+impl Datapoint {
+    /// The value of a `filter` statistic.
+    pub fn statistic(&self, filter: &str) -> Option<f64> {
+        match filter {
+            "average" => self.average,
+            "max" => self.max,
+            "min" => self.min,
+            "sum" => self.sum,
+            "variance" => self.variance,
+            _ => None,
+        }
+    }
+}
+
+/// A metric name and its sorted (name, value) dimensions: how an answer is matched to what was
+/// asked, whatever order it comes back in.
+type MatchKey<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+
+/// The match key of a metric and its dimensions.
+fn match_key<'a>(metric: &'a str, dims: impl Iterator<Item = (&'a str, &'a str)>) -> MatchKey<'a> {
+    let mut dims: Vec<(&str, &str)> = dims.collect();
+    dims.sort_unstable();
+    (metric, dims)
 }
 
 /// Fetch every item of a job.
@@ -108,6 +168,8 @@ pub async fn fetch(
         }
     };
     let now_ms = p.shared().clock.now_ms();
+    // Each resource's namespace and dimensions, worked out once for every metric.
+    let targets: Vec<Option<MonitorTarget>> = resources.iter().map(|r| spec.target(r)).collect();
     // (period, from, to, filter) → pairs; a call carries one period, window and filter.
     let mut groups: BTreeMap<CallKey, Vec<Pair>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
@@ -120,8 +182,8 @@ pub async fn fetch(
         );
         let (start, end) = window(now_ms, period, ctx.ingestion_delay_s);
         let p_ms = (period * 1000) as i64;
-        for (resource, r) in resources.iter().enumerate() {
-            if spec.target(r).is_none() {
+        for (resource, target) in targets.iter().enumerate() {
+            if target.is_none() {
                 continue;
             }
             groups
@@ -140,99 +202,108 @@ pub async fn fetch(
         }
     }
     let path = format!("/V1.0/{project}/batch-query-metric-data");
+    let targets = &targets;
+    // The namespace, metric and dimensions of a pair, borrowed from the targets and items.
+    let query_of = |pair: &Pair| -> Option<MetricQuery<'_>> {
+        let target = targets[pair.resource].as_ref()?;
+        Some(MetricQuery {
+            dimensions: target
+                .dimensions
+                .iter()
+                .map(|(name, value)| RequestDimension { name, value })
+                .collect(),
+            metric_name: &items[pair.item].source.metric,
+            namespace: &target.namespace,
+        })
+    };
     // Each answer is folded into the points as it arrives, so no more than
     // `metric_concurrency` answers are held at once, whatever the size of the job.
     let mut results = std::pin::pin!(stream::iter(calls)
         .map(|((period, from, to, filter), pairs)| {
-            let path = path.clone();
+            let path = &path;
             async move {
-                let body = json!({
-                    "metrics": pairs
-                        .iter()
-                        .filter_map(|x| pair_metric(spec, items, resources, x))
-                        .collect::<Vec<_>>(),
-                    "from": from,
-                    "to": to,
-                    "period": period_param(period),
-                    "filter": filter,
+                // The request's parts are borrowed only while it is written.
+                let payload = serde_json::to_vec(&BatchRequest {
+                    filter: &filter,
+                    from,
+                    metrics: pairs.iter().filter_map(query_of).collect(),
+                    period: period_param(period),
+                    to,
                 });
-                let r = p
-                    .call(
-                        "BatchListMetricData",
-                        "ces",
+                let r = match payload {
+                    Ok(payload) => {
+                        p.post_as::<BatchAnswer>(
+                            "BatchListMetricData",
+                            "ces",
+                            region,
+                            path,
+                            payload,
+                            ctx.deadline,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(crate::cloud::http::CallSite {
+                        cloud: crate::cloud::Cloud::Huawei,
+                        api: "BatchListMetricData",
                         region,
-                        reqwest::Method::POST,
-                        &path,
-                        &[],
-                        Some(&body),
-                        ctx.deadline,
-                    )
-                    .await;
+                    }
+                    .error(
+                        crate::cloud::ErrorClass::BadResponse,
+                        format!("encoding the request: {e}"),
+                    )),
+                };
                 ((period, filter, pairs), r)
             }
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
     while let Some(((period, filter, pairs), r)) = results.next().await {
         out.calls += 1;
-        let v = match r {
-            Ok(v) => v,
+        let answer = match r {
+            Ok(a) => a,
             Err(e) => {
                 out.errors.push(e);
                 continue;
             }
         };
         // Answers are matched by (metric name, dimension values), not by order.
-        let mut by_key: AnswerPoints = HashMap::new();
-        for m in v
-            .get("metrics")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = m.get("metric_name").map(value_string).unwrap_or_default();
-            let dims = dimension_key(m.get("dimensions"));
-            let filter = filter.as_str();
-            let points: Vec<(i64, f64)> = m
-                .get("datapoints")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| Some((d.get("timestamp")?.as_i64()?, d.get(filter)?.as_f64()?)))
-                .collect();
-            by_key.insert((name, dims), points);
-        }
+        let asked: HashMap<MatchKey<'_>, &Pair> = pairs
+            .iter()
+            .filter_map(|pair| {
+                let target = targets[pair.resource].as_ref()?;
+                let dims = target
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()));
+                Some((match_key(&items[pair.item].source.metric, dims), pair))
+            })
+            .collect();
         let p_ms = (period * 1000) as i64;
-        for pair in &pairs {
-            let Some(metric) = pair_metric(spec, items, resources, pair) else {
-                continue;
-            };
-            let name = metric
-                .get("metric_name")
-                .map(value_string)
-                .unwrap_or_default();
-            let dims = dimension_key(metric.get("dimensions"));
-            let Some(points) = by_key.get(&(name, dims)) else {
-                continue;
-            };
-            let Some((ts, value)) = points
+        for m in &answer.metrics {
+            let dims = m
+                .dimensions
                 .iter()
-                .filter(|(t, v)| v.is_finite() && t + p_ms <= now_ms)
-                .max_by_key(|(t, _)| *t)
-            else {
+                .map(|d| (d.name.as_str(), d.value.as_str()));
+            let Some(pair) = asked.get(&match_key(m.metric_name.as_str(), dims)) else {
+                continue;
+            };
+            let points = m
+                .datapoints
+                .iter()
+                .filter_map(|d| Some((d.timestamp?, d.statistic(&filter)?)));
+            let Some((ts, value)) = newest_complete(points, p_ms, now_ms) else {
                 continue;
             };
             out.points.push(Point {
                 item: pair.item,
-                resource_id: resources[pair.resource].id.clone(),
-                value: *value,
+                resource: pair.resource as u32,
+                value,
                 period_s: period,
-                timestamp_ms: *ts,
+                timestamp_ms: ts,
                 dimensions: Vec::new(),
             });
         }
     }
-    out.points
-        .sort_by(|a, b| (a.item, &a.resource_id).cmp(&(b.item, &b.resource_id)));
+    out.points.sort_by_key(|p| (p.item, p.resource));
     out
 }
 

@@ -10,6 +10,7 @@ pub mod sign;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -159,12 +160,63 @@ impl HuaweiProvider {
         body: Option<&Value>,
         deadline: Instant,
     ) -> Result<Value, CloudError> {
+        let payload = body.map(|b| b.to_string().into_bytes());
+        let call = JsonCall {
+            api,
+            service,
+            region,
+            method,
+            path,
+            query,
+        };
+        self.send_json(call, payload, deadline, parse_answer).await
+    }
+
+    /// A signed JSON POST of a serialised body; the answer parsed straight into `T`.
+    pub async fn post_as<T: DeserializeOwned>(
+        &self,
+        api: &'static str,
+        service: &str,
+        region: &str,
+        path: &str,
+        payload: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<T, CloudError> {
+        let call = JsonCall {
+            api,
+            service,
+            region,
+            method: reqwest::Method::POST,
+            path,
+            query: &[],
+        };
+        self.send_json(call, Some(payload), deadline, parse_answer_as::<T>)
+            .await
+    }
+
+    /// Sign and send a JSON call (with the limiter and retries), its answer read by `parse`.
+    async fn send_json<T>(
+        &self,
+        call: JsonCall<'_>,
+        body: Option<Vec<u8>>,
+        deadline: Instant,
+        parse: fn(CallSite<'_>, u16, &[u8]) -> Result<T, CloudError>,
+    ) -> Result<T, CloudError> {
+        let JsonCall {
+            api,
+            service,
+            region,
+            method,
+            path,
+            query,
+        } = call;
         let site = CallSite {
             cloud: Cloud::Huawei,
             api,
             region,
         };
-        let payload = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let has_body = body.is_some();
+        let payload = body.unwrap_or_default();
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let base = self.base_url(service, region);
             let date = UtcTime::from_unix(self.shared.clock.now_s()).basic();
@@ -172,7 +224,7 @@ impl HuaweiProvider {
                 ("host".to_string(), host_of(&base)),
                 ("x-sdk-date".to_string(), date.clone()),
             ];
-            if body.is_some() {
+            if has_body {
                 headers.push((
                     "content-type".to_string(),
                     "application/json;charset=UTF-8".to_string(),
@@ -215,7 +267,7 @@ impl HuaweiProvider {
                 req = req.header(k.as_str(), v.as_str());
             }
             let raw = http::send(&self.shared, site, deadline, req).await?;
-            parse_answer(site, raw.status, &raw.body)
+            parse(site, raw.status, &raw.body)
         })
         .await
     }
@@ -327,6 +379,31 @@ pub fn classify(code: &str, status: u16) -> ErrorClass {
     } else {
         ErrorClass::BadResponse
     }
+}
+
+/// What a JSON call is sent to.
+struct JsonCall<'a> {
+    api: &'static str,
+    service: &'a str,
+    region: &'a str,
+    method: reqwest::Method,
+    path: &'a str,
+    query: &'a [(String, String)],
+}
+
+/// A success answer parsed straight from its bytes as `T`; anything else as [`parse_answer`].
+pub fn parse_answer_as<T: DeserializeOwned>(
+    site: CallSite<'_>,
+    status: u16,
+    body: &[u8],
+) -> Result<T, CloudError> {
+    if (200..300).contains(&status) {
+        if let Ok(t) = serde_json::from_slice::<T>(body) {
+            return Ok(t);
+        }
+    }
+    let v = parse_answer(site, status, body)?;
+    T::deserialize(v).map_err(|e| site.shape_error(status, e))
 }
 
 /// Turn an answer into its JSON object or a classified error: `{"error_code", "error_msg"}`

@@ -11,6 +11,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -175,26 +177,38 @@ impl TencentProvider {
         body: &Value,
         deadline: Instant,
     ) -> Result<Value, CloudError> {
+        self.call_as(api, region, body.to_string().into_bytes(), deadline)
+            .await
+    }
+
+    /// Call an API 3.0 action with a serialised body; the `Response` object parsed straight
+    /// into `T` on success.
+    pub async fn call_as<T: DeserializeOwned>(
+        &self,
+        api: Api,
+        region: &str,
+        payload: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<T, CloudError> {
         let site = CallSite {
             cloud: Cloud::Tencent,
             api: api.action,
             region,
         };
-        let payload = body.to_string().into_bytes();
         http::call(&self.shared, site, &self.account_id, deadline, || {
             self.call_once(api, site, region, &payload, deadline)
         })
         .await
     }
 
-    async fn call_once(
+    async fn call_once<T: DeserializeOwned>(
         &self,
         api: Api,
         site: CallSite<'_>,
         region: &str,
         payload: &[u8],
         deadline: Instant,
-    ) -> Result<Value, CloudError> {
+    ) -> Result<T, CloudError> {
         let base = self.base_url(api.service);
         let timestamp = self.shared.clock.now_s();
         let signed = vec![
@@ -233,7 +247,7 @@ impl TencentProvider {
             req = req.header("x-tc-token", t.expose());
         }
         let raw = http::send(&self.shared, site, deadline, req).await?;
-        parse_response(site, raw.status, &raw.body)
+        parse_response_as(site, raw.status, &raw.body)
     }
 
     /// The metric metadata of a namespace, from cache or DescribeBaseMetrics.
@@ -346,6 +360,45 @@ pub fn is_batch_too_large(e: &CloudError) -> bool {
     )
 }
 
+/// Just enough of an answer to see that it is a success: a `Response` object without `Error`.
+#[derive(Deserialize)]
+struct SuccessProbe {
+    #[serde(rename = "Response")]
+    response: ProbedResponse,
+}
+
+#[derive(Deserialize)]
+struct ProbedResponse {
+    #[serde(rename = "Error")]
+    error: Option<IgnoredAny>,
+}
+
+/// A success answer's `Response`, parsed as `T`.
+#[derive(Deserialize)]
+struct Envelope<T> {
+    #[serde(rename = "Response")]
+    response: T,
+}
+
+/// Turn an API 3.0 answer into its `Response` parsed as `T`, or a classified error. A success
+/// is parsed straight from the bytes; anything else goes through [`parse_response`].
+pub fn parse_response_as<T: DeserializeOwned>(
+    site: CallSite<'_>,
+    status: u16,
+    body: &[u8],
+) -> Result<T, CloudError> {
+    let shape_error = |e: serde_json::Error| site.shape_error(status, e);
+    let success = status == 200
+        && serde_json::from_slice::<SuccessProbe>(body).is_ok_and(|p| p.response.error.is_none());
+    if success {
+        return serde_json::from_slice::<Envelope<T>>(body)
+            .map(|e| e.response)
+            .map_err(shape_error);
+    }
+    let v = parse_response(site, status, body)?;
+    T::deserialize(v).map_err(shape_error)
+}
+
 /// Turn an API 3.0 answer into its `Response` object or a classified error.
 pub fn parse_response(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Value, CloudError> {
     let parsed: Result<Value, _> = serde_json::from_slice(body);
@@ -375,7 +428,11 @@ pub fn parse_response(site: CallSite<'_>, status: u16, body: &[u8]) -> Result<Va
         });
     }
     match (status, response) {
-        (200, Some(r)) if r.is_object() => Ok(r.clone()),
+        (200, Some(r)) if r.is_object() => match parsed {
+            // Taken out of the answer, not copied.
+            Ok(Value::Object(mut m)) => Ok(m.remove("Response").unwrap_or_default()),
+            _ => Ok(Value::Null),
+        },
         (200, _) => Err(CloudError {
             http_status: Some(200),
             ..site.error(

@@ -7,13 +7,15 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
 use tracing::debug;
 
 use super::{is_batch_too_large, value_string, Api, TencentProvider};
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, Point, Resource};
+use crate::cloud::wire::{newest_complete, NameValue, Text};
+use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, NewestPoints, Resource};
 use crate::mapping::ProductCloudSpec;
 use crate::util::UtcTime;
 
@@ -141,8 +143,8 @@ pub fn api_time(unix_s: i64) -> String {
     format!("{}+08:00", local.trim_end_matches('Z'))
 }
 
-/// One instance of a query: its dimensions, and the resource they name.
-type Instance = (Vec<(String, String)>, String);
+/// One instance of a query: its dimensions, and the index of the resource they name.
+type Instance = (Vec<(String, String)>, u32);
 
 /// One GetMonitorData query before batching limits are applied.
 struct Query {
@@ -157,18 +159,63 @@ struct Query {
     instances: usize,
 }
 
+/// A GetMonitorData answer's `Response`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MonitorData {
+    /// The period the cloud answered with.
+    #[serde(default)]
+    pub period: Option<Text>,
+    /// One per instance that has data.
+    #[serde(default)]
+    pub data_points: Vec<DataPoint>,
+}
+
+/// One instance's points.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataPoint {
+    /// The instance's dimensions, as asked for (or only its ID dimension).
+    #[serde(default)]
+    pub dimensions: Vec<NameValue>,
+    /// Seconds since the epoch, start of each point's period.
+    #[serde(default)]
+    pub timestamps: Vec<Option<f64>>,
+    /// A value per timestamp; null where there is none.
+    #[serde(default)]
+    pub values: Vec<Option<f64>>,
+}
+
+impl DataPoint {
+    /// The value of a dimension.
+    fn dimension(&self, name: &str) -> Option<&str> {
+        self.dimensions
+            .iter()
+            .find(|d| d.name.as_str() == name)
+            .map(|d| d.value.as_str())
+    }
+
+    /// The newest point whose period has ended: (timestamp ms, value).
+    fn newest_complete(&self, period_ms: i64, now_ms: i64) -> Option<(i64, f64)> {
+        let points = self
+            .timestamps
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(t, v)| Some(((((*t)?) * 1000.0) as i64, (*v)?)));
+        newest_complete(points, period_ms, now_ms)
+    }
+}
+
 /// What one query returned: the DataPoints of the batches that succeeded, the period of the
 /// answer, the calls made, and the error that stopped it, if any.
 struct QueryResult {
-    data_points: Vec<Value>,
+    data_points: Vec<DataPoint>,
     period: u64,
     calls: u64,
     error: Option<CloudError>,
 }
 /// A namespace's dimension names, and the resource named by each instance's values.
-type DimensionLookup<'a> = (Vec<&'a str>, HashMap<Vec<&'a str>, &'a str>);
-/// (item, resource, dimension labels) of a series.
-type SeriesKey = (usize, String, Vec<(String, String)>);
+type DimensionLookup<'a> = (Vec<&'a str>, HashMap<Vec<&'a str>, u32>);
 
 /// Fetch every item of a job.
 pub async fn fetch(
@@ -185,12 +232,12 @@ pub async fn fetch(
     }
     let monitor_region = spec.monitor_region.as_deref().unwrap_or(region);
     let mut by_namespace: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
-    for r in resources {
+    for (index, r) in resources.iter().enumerate() {
         match spec.target(r) {
             Some(t) => by_namespace
                 .entry(t.namespace)
                 .or_default()
-                .push((t.dimensions, r.id.clone())),
+                .push((t.dimensions, index as u32)),
             None => debug!(resource = %r.id, "no monitor dimensions discovered; not queried"),
         }
     }
@@ -261,7 +308,11 @@ pub async fn fetch(
             (q, r)
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
-    let ids: std::collections::HashSet<&str> = resources.iter().map(|r| r.id.as_str()).collect();
+    let by_id: HashMap<&str, u32> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.id.as_str(), i as u32))
+        .collect();
     // Per namespace, once (not per metric): its dimension names, and which resource each
     // instance's dimension values name.
     let lookups: Vec<DimensionLookup<'_>> = namespaces
@@ -271,91 +322,59 @@ pub async fn fetch(
                 .first()
                 .map(|(d, _)| d.iter().map(|(k, _)| k.as_str()).collect())
                 .unwrap_or_default();
-            let by_dims: HashMap<Vec<&str>, &str> = instances
+            let by_dims: HashMap<Vec<&str>, u32> = instances
                 .iter()
-                .map(|(d, id)| (d.iter().map(|(_, v)| v.as_str()).collect(), id.as_str()))
+                .map(|(d, index)| (d.iter().map(|(_, v)| v.as_str()).collect(), *index))
                 .collect();
             (names, by_dims)
         })
         .collect();
-    let mut newest: HashMap<SeriesKey, Point> = HashMap::new();
+    let mut newest = NewestPoints::default();
     while let Some((q, r)) = results.next().await {
         out.calls += r.calls;
         // Batches that succeeded count even when a later one failed.
         out.errors.extend(r.error);
-        let (data_points, period) = (r.data_points, r.period);
+        let period = r.period;
         let source = &items[q.item].source;
         let (names, by_dims) = &lookups[q.instances];
         let period_ms = (period.min(366 * 86_400) * 1000) as i64;
-        for dp in &data_points {
-            let dims: HashMap<String, String> = dp
-                .get("Dimensions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|d| Some((value_string(d.get("Name")?), value_string(d.get("Value")?))))
-                .collect();
-            let key: Option<Vec<&str>> = names
-                .iter()
-                .map(|n| dims.get(*n).map(String::as_str))
-                .collect();
+        let mut key: Vec<&str> = Vec::with_capacity(names.len());
+        for dp in &r.data_points {
+            key.clear();
+            for n in names {
+                match dp.dimension(n) {
+                    Some(v) => key.push(v),
+                    None => break,
+                }
+            }
             // An answer that echoes only the ID dimension (a COS `bucket` without `appid`)
             // still names its resource.
-            let id = key.and_then(|k| by_dims.get(&k).copied()).or_else(|| {
-                dims.get(&spec.resource_dimension)
-                    .and_then(|v| ids.get(v.as_str()).copied())
-            });
-            let Some(id) = id else {
+            let resource = (key.len() == names.len())
+                .then(|| by_dims.get(&key).copied())
+                .flatten()
+                .or_else(|| {
+                    dp.dimension(&spec.resource_dimension)
+                        .and_then(|v| by_id.get(v).copied())
+                });
+            let Some(resource) = resource else {
                 continue;
             };
-            let Some((ts_ms, value)) = newest_complete(dp, period_ms, now_ms) else {
+            let Some((ts_ms, value)) = dp.newest_complete(period_ms, now_ms) else {
                 continue;
             };
             let labels: Vec<(String, String)> = source
                 .dimension_labels
                 .iter()
                 .map(|(label, dim)| {
-                    let raw = dims.get(dim).cloned().unwrap_or_default();
-                    (label.clone(), source.dimension_label_value(label, &raw))
+                    let raw = dp.dimension(dim).unwrap_or_default();
+                    (label.clone(), source.dimension_label_value(label, raw))
                 })
                 .collect();
-            let series = (q.item, id.to_string(), labels.clone());
-            if newest
-                .get(&series)
-                .is_none_or(|old| ts_ms > old.timestamp_ms)
-            {
-                newest.insert(
-                    series,
-                    Point {
-                        item: q.item,
-                        resource_id: id.to_string(),
-                        value,
-                        period_s: period,
-                        timestamp_ms: ts_ms,
-                        dimensions: labels,
-                    },
-                );
-            }
+            newest.offer((q.item, resource, labels), ts_ms, value, period);
         }
     }
-    let mut points: Vec<Point> = newest.into_values().collect();
-    points.sort_by(|a, b| {
-        (a.item, &a.resource_id, &a.dimensions).cmp(&(b.item, &b.resource_id, &b.dimensions))
-    });
-    out.points = points;
+    out.points = newest.into_points();
     out
-}
-
-/// The newest point of a DataPoint whose period has ended: (timestamp ms, value).
-fn newest_complete(dp: &Value, period_ms: i64, now_ms: i64) -> Option<(i64, f64)> {
-    let timestamps = dp.get("Timestamps")?.as_array()?;
-    let values = dp.get("Values")?.as_array()?;
-    timestamps
-        .iter()
-        .zip(values)
-        .filter_map(|(t, v)| Some(((t.as_f64()? * 1000.0) as i64, v.as_f64()?)))
-        .filter(|(t, v)| v.is_finite() && t.saturating_add(period_ms) <= now_ms)
-        .max_by_key(|(t, _)| *t)
 }
 
 /// Run one query in as few calls as the batch limits allow: chunks of the learnt batch size
@@ -384,18 +403,32 @@ async fn run_query(
             pending.extend(batch.chunks(size).rev());
             continue;
         }
-        let body = request_body(q, batch);
+        let body = match serde_json::to_vec(&request_body(q, batch)) {
+            Ok(b) => b,
+            Err(e) => {
+                let site = crate::cloud::http::CallSite {
+                    cloud: crate::cloud::Cloud::Tencent,
+                    api: GET_MONITOR_DATA.action,
+                    region,
+                };
+                out.error = Some(site.error(
+                    crate::cloud::ErrorClass::BadResponse,
+                    format!("encoding the request: {e}"),
+                ));
+                break;
+            }
+        };
         out.calls += 1;
-        match p.call(GET_MONITOR_DATA, region, &body, deadline).await {
-            Ok(mut v) => {
+        match p
+            .call_as::<MonitorData>(GET_MONITOR_DATA, region, body, deadline)
+            .await
+        {
+            Ok(answer) => {
                 p.batch_limit.worked(batch.len());
-                if let Some(n) = v.get("Period").and_then(Value::as_u64) {
+                if let Some(n) = answer.period.and_then(|t| t.as_str().parse().ok()) {
                     out.period = n;
                 }
-                // Taken out of the answer, not copied.
-                if let Some(Value::Array(a)) = v.get_mut("DataPoints").map(Value::take) {
-                    out.data_points.extend(a);
-                }
+                out.data_points.extend(answer.data_points);
             }
             Err(e) if is_batch_too_large(&e) && batch.len() > 1 => {
                 p.batch_limit.rejected(batch.len());
@@ -424,26 +457,52 @@ async fn run_query(
     out
 }
 
+/// A GetMonitorData request, serialised straight from borrowed parts, keys in the order
+/// `serde_json` writes a `Value`'s (sorted).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct MonitorDataRequest<'a> {
+    end_time: String,
+    instances: Vec<RequestInstance<'a>>,
+    metric_name: &'a str,
+    namespace: &'a str,
+    period: u64,
+    start_time: String,
+}
+
+/// One instance of a request.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RequestInstance<'a> {
+    dimensions: Vec<RequestDimension<'a>>,
+}
+
+/// One dimension of an instance.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RequestDimension<'a> {
+    name: &'a str,
+    value: &'a str,
+}
+
 /// The GetMonitorData body of one batch.
-fn request_body(q: &Query, batch: &[Instance]) -> Value {
-    let instances: Vec<Value> = batch
-        .iter()
-        .map(|(dims, _)| {
-            let d: Vec<Value> = dims
-                .iter()
-                .map(|(k, v)| json!({ "Name": k, "Value": v }))
-                .collect();
-            json!({ "Dimensions": d })
-        })
-        .collect();
-    json!({
-        "Namespace": q.namespace,
-        "MetricName": q.metric,
-        "Period": q.period,
-        "StartTime": api_time(q.start_s),
-        "EndTime": api_time(q.end_s),
-        "Instances": instances,
-    })
+fn request_body<'a>(q: &'a Query, batch: &'a [Instance]) -> MonitorDataRequest<'a> {
+    MonitorDataRequest {
+        end_time: api_time(q.end_s),
+        instances: batch
+            .iter()
+            .map(|(dims, _)| RequestInstance {
+                dimensions: dims
+                    .iter()
+                    .map(|(name, value)| RequestDimension { name, value })
+                    .collect(),
+            })
+            .collect(),
+        metric_name: &q.metric,
+        namespace: &q.namespace,
+        period: q.period,
+        start_time: api_time(q.start_s),
+    }
 }
 
 #[cfg(test)]
@@ -488,11 +547,52 @@ mod tests {
     }
 
     #[test]
-    fn newest_complete_point_skips_open_periods_and_gaps() {
-        let dp = json!({"Timestamps":[60, 120, 180],"Values":[1.5, 2.5, 9.0]});
-        assert_eq!(newest_complete(&dp, 60_000, 240_000), Some((180_000, 9.0)));
-        assert_eq!(newest_complete(&dp, 60_000, 239_999), Some((120_000, 2.5)));
-        let empty = json!({"Timestamps":[],"Values":[]});
-        assert_eq!(newest_complete(&empty, 60_000, 240_000), None);
+    fn an_answer_is_read_into_its_shape() {
+        // The shape of the official GetMonitorData example (tccli examples.json), with a gap.
+        let body = br#"{"Response":{"Period":60,"MetricName":"ClientConnum","RequestId":"r1",
+          "StartTime":"2026-12-07T10:00:00+08:00","EndTime":"2026-12-07T10:03:00+08:00",
+          "DataPoints":[{"Dimensions":[{"Name":"vip","Value":"1.2.3.4"}],
+            "Timestamps":[1765072800,1765072860,1765072920],"Values":[3,null,5.5]}]}}"#;
+        let site = crate::cloud::http::CallSite {
+            cloud: crate::cloud::Cloud::Tencent,
+            api: "GetMonitorData",
+            region: "ap-guangzhou",
+        };
+        let a: MonitorData = super::super::parse_response_as(site, 200, body).unwrap();
+        assert_eq!(a.period.unwrap().as_str(), "60");
+        let dp = &a.data_points[0];
+        assert_eq!(dp.dimension("vip"), Some("1.2.3.4"));
+        assert_eq!(
+            dp.newest_complete(60_000, 1_765_072_980_000),
+            Some((1_765_072_920_000, 5.5))
+        );
+        assert_eq!(
+            dp.newest_complete(60_000, 1_765_072_979_999),
+            Some((1_765_072_800_000, 3.0))
+        );
+    }
+
+    #[test]
+    fn a_request_is_written_as_a_json_value_writes_it() {
+        let q = Query {
+            item: 0,
+            namespace: "QCE/LB_PUBLIC".into(),
+            metric: "ClientConnum".into(),
+            period: 60,
+            start_s: 1_735_689_600,
+            end_s: 1_735_689_720,
+            instances: 0,
+        };
+        let batch = vec![(vec![("vip".to_string(), "1.2.3.4".to_string())], 0)];
+        let typed = serde_json::to_string(&request_body(&q, &batch)).unwrap();
+        let tree = json!({
+            "Namespace": "QCE/LB_PUBLIC",
+            "MetricName": "ClientConnum",
+            "Period": 60,
+            "StartTime": "2025-01-01T08:00:00+08:00",
+            "EndTime": "2025-01-01T08:02:00+08:00",
+            "Instances": [{"Dimensions": [{"Name": "vip", "Value": "1.2.3.4"}]}],
+        });
+        assert_eq!(typed, tree.to_string());
     }
 }
