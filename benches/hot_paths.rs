@@ -1,6 +1,7 @@
-//! Micro-benchmarks of what a scrape does per series or per call, with throughput: writing the
-//! exposition (series/s) and signing a monitor call on each cloud (calls/s). The estate
-//! benchmark measures the whole scrape; these say which part a change moved.
+//! Micro-benchmarks of what a scrape does per series or per call, with throughput: reading each
+//! cloud's monitor answer (series/s), writing the exposition (series/s) and signing a monitor
+//! call on each cloud (calls/s). The estate benchmark measures the whole scrape; these say which
+//! part a change moved.
 //!
 //! `cargo bench --bench hot_paths` (criterion; `-- --quick` for a short run).
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+use multicloud_exporter::cloud::http::CallSite;
 use multicloud_exporter::cloud::{aliyun, aws, huawei, tencent, Cloud, Resource};
 use multicloud_exporter::mapping::MappingSet;
 use multicloud_exporter::render::{render, JobResult, Sample, SelfMetrics, Snapshot};
@@ -197,5 +199,170 @@ fn signers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, exposition, signers);
+/// The site of a monitor call, for the parsers' errors.
+fn site(cloud: Cloud, api: &'static str) -> CallSite<'static> {
+    CallSite {
+        cloud,
+        api,
+        region: "r",
+    }
+}
+
+/// Reading a full answer of each cloud's monitor API (the largest one call returns, in the
+/// documented shape, three points per series) into the newest point of each series.
+fn parsing(c: &mut Criterion) {
+    const NOW_MS: i64 = 1_796_601_780_000;
+    let t0 = 1_796_601_600i64;
+    let mut group = c.benchmark_group("parse");
+
+    // Aliyun DescribeMetricLast: a page of 1440 rows, the rows a JSON array in a string.
+    let rows: Vec<serde_json::Value> = (0..1440)
+        .map(|i| {
+            serde_json::json!({
+                "timestamp": (t0 + 60 * (i % 3)) * 1000, "userId": "1234567890123456",
+                "instanceId": format!("lb-bp1{i:08}"), "Average": i as f64 * 0.5,
+                "Minimum": 0, "Maximum": i,
+            })
+        })
+        .collect();
+    let aliyun_body = serde_json::json!({
+        "RequestId": "r1", "Code": "200", "Success": true, "Period": "60", "NextToken": "t2",
+        "Datapoints": serde_json::Value::Array(rows).to_string(),
+    })
+    .to_string();
+    group.throughput(Throughput::Elements(1440));
+    group.bench_function("aliyun_describe_metric_last/1440_rows", |b| {
+        b.iter(|| {
+            let answer: aliyun::cms::MetricLastAnswer = aliyun::parse_rpc_response_as(
+                site(Cloud::Aliyun, "DescribeMetricLast"),
+                200,
+                black_box(aliyun_body.as_bytes()),
+            )
+            .expect("answer");
+            let text = answer.datapoints.unwrap_or_default().0;
+            let mut sum = 0.0;
+            aliyun::cms::read_rows(&text, &["instanceId", "timestamp", "Average"], |row| {
+                if let Some(aliyun::cms::Cell::Float(v)) = &row[2] {
+                    sum += v;
+                }
+            })
+            .expect("rows");
+            sum
+        })
+    });
+
+    // Tencent GetMonitorData: 50 instances (the most a call takes).
+    let points: Vec<serde_json::Value> = (0..50)
+        .map(|i| {
+            serde_json::json!({
+                "Dimensions": [{"Name": "vip", "Value": format!("10.0.{}.{}", i / 250, i % 250)}],
+                "Timestamps": [t0, t0 + 60, t0 + 120], "Values": [1.5, i, null],
+            })
+        })
+        .collect();
+    let tencent_body = serde_json::json!({"Response": {
+        "RequestId": "r1", "Period": 60, "MetricName": "ClientConnum",
+        "StartTime": "2026-12-07T08:00:00+08:00", "EndTime": "2026-12-07T08:02:00+08:00",
+        "DataPoints": points,
+    }})
+    .to_string();
+    group.throughput(Throughput::Elements(50));
+    group.bench_function("tencent_get_monitor_data/50_instances", |b| {
+        b.iter(|| {
+            let answer: tencent::monitor::MonitorData = tencent::parse_response_as(
+                site(Cloud::Tencent, "GetMonitorData"),
+                200,
+                black_box(tencent_body.as_bytes()),
+            )
+            .expect("answer");
+            answer
+                .data_points
+                .iter()
+                .filter_map(|dp| {
+                    let points = dp
+                        .timestamps
+                        .iter()
+                        .zip(&dp.values)
+                        .filter_map(|(t, v)| Some((((*t)? * 1000.0) as i64, (*v)?)));
+                    multicloud_exporter::cloud::wire::newest_complete(points, 60_000, NOW_MS)
+                })
+                .count()
+        })
+    });
+
+    // AWS GetMetricData: 500 queries (the most a call takes).
+    let results: Vec<serde_json::Value> = (0..500)
+        .map(|i| {
+            serde_json::json!({
+                "Id": format!("m{i}"), "Label": "ActiveConnectionCount", "StatusCode": "Complete",
+                "Timestamps": [t0 + 120, t0 + 60, t0], "Values": [i, 2.0, 1.0],
+            })
+        })
+        .collect();
+    let aws_body = serde_json::json!({"MetricDataResults": results, "Messages": []}).to_string();
+    group.throughput(Throughput::Elements(500));
+    group.bench_function("aws_get_metric_data/500_queries", |b| {
+        b.iter(|| {
+            let answer: aws::cloudwatch::MetricDataAnswer = aws::parse_json_answer(
+                site(Cloud::Aws, "GetMetricData"),
+                200,
+                black_box(aws_body.as_bytes()),
+            )
+            .expect("answer");
+            answer
+                .metric_data_results
+                .iter()
+                .filter_map(|r| {
+                    let points = r
+                        .timestamps
+                        .iter()
+                        .zip(&r.values)
+                        .filter_map(|(t, v)| Some((t.0?, (*v)?)));
+                    multicloud_exporter::cloud::wire::newest_complete(points, 60_000, NOW_MS)
+                })
+                .count()
+        })
+    });
+
+    // Huawei batch-query-metric-data: 500 metrics (the most a call takes).
+    let metrics: Vec<serde_json::Value> = (0..500)
+        .map(|i| {
+            serde_json::json!({
+                "namespace": "SYS.ELB", "metric_name": "m1_cps", "unit": "count",
+                "dimensions": [{"name": "lbaas_instance_id", "value": format!("elb-{i:08}")}],
+                "datapoints": [
+                    {"timestamp": t0 * 1000, "average": 1.0},
+                    {"timestamp": (t0 + 60) * 1000, "average": i},
+                    {"timestamp": (t0 + 120) * 1000, "average": 3.5},
+                ],
+            })
+        })
+        .collect();
+    let huawei_body = serde_json::json!({ "metrics": metrics }).to_string();
+    group.throughput(Throughput::Elements(500));
+    group.bench_function("huawei_batch_query_metric_data/500_metrics", |b| {
+        b.iter(|| {
+            let answer: huawei::ces::BatchAnswer = huawei::parse_answer_as(
+                site(Cloud::Huawei, "BatchListMetricData"),
+                200,
+                black_box(huawei_body.as_bytes()),
+            )
+            .expect("answer");
+            answer
+                .metrics
+                .iter()
+                .filter_map(|m| {
+                    let points = m
+                        .datapoints
+                        .iter()
+                        .filter_map(|d| Some((d.timestamp?, d.statistic("average")?)));
+                    multicloud_exporter::cloud::wire::newest_complete(points, 60_000, NOW_MS)
+                })
+                .count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, parsing, exposition, signers);
 criterion_main!(benches);
