@@ -370,6 +370,22 @@ fn calls(sim: &SimState) -> (BTreeMap<Cloud, u64>, BTreeMap<(Cloud, String), u64
     (per_cloud, monitor)
 }
 
+/// Calls served per cloud and API (`<service>.<Action>`), over every account.
+fn calls_by_api(sim: &SimState) -> BTreeMap<Cloud, BTreeMap<String, u64>> {
+    let mut out: BTreeMap<Cloud, BTreeMap<String, u64>> = BTreeMap::new();
+    for (cloud, accounts) in sim.calls_by_account() {
+        let Some(c) = Cloud::parse(&cloud) else {
+            continue;
+        };
+        for (_, apis) in accounts {
+            for (api, n) in apis {
+                *out.entry(c).or_default().entry(api).or_insert(0) += n;
+            }
+        }
+    }
+    out
+}
+
 /// The latency bound of a warm scrape: accounts run side by side; in each, calls overlap at most
 /// `regions × product_concurrency × metric_concurrency` at a time (AWS: one batched fetch per
 /// region), and the client-side limiter spaces an account's monitor calls at its rate.
@@ -489,6 +505,7 @@ async fn measure_size(
     sim.state.reset_calls();
     let (text, cold_wall) = scrape(&client, &e).await;
     let (cold_calls, _) = calls(&sim.state);
+    let cold_by_api = calls_by_api(&sim.state);
     let (series, failed_cold) = business_series(&text);
 
     sim.state.reset_calls();
@@ -540,6 +557,7 @@ async fn measure_size(
                     "minimum": min,
                     "ratio": ratio(served, min),
                     "cold_calls": cold_calls.get(c).copied().unwrap_or(0),
+                    "cold_calls_by_api": cold_by_api.get(c).cloned().unwrap_or_default(),
                 }),
             )
         })
