@@ -4,8 +4,9 @@
 //! are measured alone from `/proc`.
 //!
 //! For each size (exported business series) it reports API calls per scrape ÷ the minimum the
-//! clouds' batch limits allow (`cost::minimum`, computed from the estate and the mappings, not
-//! from the exporter), warm and cold; scrape wall time ÷ the latency bound; peak RSS, RSS growth
+//! clouds' batch limits allow (`cost::minimum` for monitor calls, plus
+//! `cost::discovery_minimum` for the discovery and metadata of a cold scrape; computed from the
+//! estate and the mappings, not from the exporter), warm and cold; scrape wall time ÷ the latency bound; peak RSS, RSS growth
 //! over repeated warm scrapes, CPU per warm scrape, bytes of exposition; an HA pair's calls ÷ one
 //! scraper's; and, on one size, the spread of calls over N sharded replicas.
 //!
@@ -27,6 +28,7 @@ use std::time::{Duration, Instant};
 use multicloud_exporter::clock::Clock;
 use multicloud_exporter::cloud::limiter::{documented_quota, SAFE_FRACTION};
 use multicloud_exporter::cloud::{Cloud, Product};
+use multicloud_exporter::cost::discovery_minimum::discovery_minimum;
 use multicloud_exporter::cost::minimum::{self, estate_demands, minimum_calls};
 use multicloud_exporter::mapping::MappingSet;
 use multicloud_exporter::sim::estate::Estate;
@@ -496,6 +498,7 @@ async fn measure_size(
     let estate = fill(layout, size, series_of);
     let demands = estate_demands(&estate, mappings, SCRAPE_INTERVAL_S, INGESTION_DELAY_S);
     let minimum = minimum_calls(&demands);
+    let discovery = discovery_minimum(&estate, mappings);
     let sim = start_sim(estate.clone(), o).await;
     let config = config_text(&estate, &sim.url());
     let e = start_exporter(dir, &format!("size-{size}"), &config, &o.wrap).await;
@@ -548,6 +551,8 @@ async fn measure_size(
                 .map(|(_, n)| *n)
                 .sum();
             let min = minimum.get(c).copied().unwrap_or(0);
+            let cold = cold_calls.get(c).copied().unwrap_or(0);
+            let cold_min = min + discovery.get(c).copied().unwrap_or(0);
             (
                 c.as_str().to_string(),
                 json!({
@@ -556,7 +561,9 @@ async fn measure_size(
                     "warm_monitor_calls": served,
                     "minimum": min,
                     "ratio": ratio(served, min),
-                    "cold_calls": cold_calls.get(c).copied().unwrap_or(0),
+                    "cold_calls": cold,
+                    "cold_minimum": cold_min,
+                    "cold_ratio": ratio(cold, cold_min),
                     "cold_calls_by_api": cold_by_api.get(c).cloned().unwrap_or_default(),
                 }),
             )
@@ -573,6 +580,11 @@ async fn measure_size(
         "warm_calls": warm_total,
         "warm_monitor_calls": monitor_total,
         "minimum_calls": min_total,
+        "cold_minimum_calls": min_total + discovery.values().sum::<u64>(),
+        "cold_calls_ratio": ratio(
+            cold_calls.values().sum::<u64>(),
+            min_total + discovery.values().sum::<u64>(),
+        ),
         "warm_calls_ratio": ratio(warm_total, min_total),
         "per_cloud": per_cloud,
         "cold_wall_s": cold_wall.as_secs_f64(),
@@ -661,20 +673,21 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
         o.scrapes
     );
     println!(
-        "{:>8} {:>8} {:>6} {:>7} {:>7} {:>9} {:>7} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>10}",
-        "size", "series", "failed", "cold", "warm", "minimum", "warm/", "HA", "wall s", "bound s", "wall/", "peak", "RSS grow", "CPU/scr", "bytes"
+        "{:>8} {:>8} {:>6} {:>7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>10}",
+        "size", "series", "failed", "cold", "cold/", "warm", "minimum", "warm/", "HA", "wall s", "bound s", "wall/", "peak", "RSS grow", "CPU/scr", "bytes"
     );
     println!(
-        "{:>8} {:>8} {:>6} {:>7} {:>7} {:>9} {:>7} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>10}",
-        "", "", "jobs", "calls", "calls", "calls", "min", "pair", "warm", "", "bound", "RSS MiB", "MiB", "ms", ""
+        "{:>8} {:>8} {:>6} {:>7} {:>6} {:>7} {:>9} {:>7} {:>7} {:>8} {:>8} {:>6} {:>8} {:>9} {:>9} {:>10}",
+        "", "", "jobs", "calls", "min", "calls", "calls", "min", "pair", "warm", "", "bound", "RSS MiB", "MiB", "ms", ""
     );
     for r in results {
         println!(
-            "{:>8} {:>8} {:>6} {:>7} {:>7} {:>9} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>6.2} {:>8.1} {:>9.2} {:>9.1} {:>10}",
+            "{:>8} {:>8} {:>6} {:>7} {:>6.2} {:>7} {:>9} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>6.2} {:>8.1} {:>9.2} {:>9.1} {:>10}",
             u(&r["size"]),
             u(&r["series"]),
             u(&r["failed_jobs_warm"]),
             u(&r["cold_calls"]),
+            r["cold_calls_ratio"].as_f64().unwrap_or(0.0),
             u(&r["warm_calls"]),
             u(&r["minimum_calls"]),
             r["warm_calls_ratio"].as_f64().unwrap_or(0.0),
@@ -699,6 +712,22 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
                     p["warm_monitor_calls"],
                     p["minimum"],
                     p["ratio"].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        println!("{:>8}  {}", u(&r["size"]), parts.join("   "));
+    }
+    println!("\ncold calls (discovery, metadata, monitor) ÷ cold minimum, per cloud:");
+    for r in results {
+        let parts: Vec<String> = Cloud::ALL
+            .iter()
+            .map(|c| {
+                let p = &r["per_cloud"][c.as_str()];
+                format!(
+                    "{c} {}/{} = {:.2}",
+                    p["cold_calls"],
+                    p["cold_minimum"],
+                    p["cold_ratio"].as_f64().unwrap_or(0.0)
                 )
             })
             .collect();

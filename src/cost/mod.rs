@@ -5,6 +5,7 @@
 //! rules (AWS packs 500 queries across products, Aliyun pages by rows, Tencent by instances),
 //! bound to drift from the code that really makes the calls.
 
+pub mod discovery_minimum;
 pub mod minimum;
 
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use super::{check_next_token, value_string, AliyunProvider, Api, PeriodTable};
+use super::{check_next_token, value_string, AliyunProvider, Api, PeriodTable, RpcAnswer};
 use crate::cloud::http::CallSite;
 use crate::cloud::period::{choose_period, window};
 use crate::cloud::wire::{Key, Text};
@@ -164,6 +164,15 @@ pub struct MetricLastAnswer {
     /// For support tickets.
     #[serde(default)]
     pub request_id: Option<Text>,
+    /// `false` when the API reports a failure.
+    #[serde(default)]
+    pub success: Option<Value>,
+}
+
+impl RpcAnswer for MetricLastAnswer {
+    fn success(&self) -> Option<&Value> {
+        self.success.as_ref()
+    }
 }
 
 /// The text of `Datapoints`: the API writes the rows' JSON array as a string (an array written

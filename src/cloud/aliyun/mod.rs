@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -104,7 +103,7 @@ impl AliyunProvider {
     }
 
     /// Call an RPC API whose success answer is parsed straight into `T`.
-    pub async fn rpc_as<T: DeserializeOwned>(
+    pub async fn rpc_as<T: RpcAnswer>(
         &self,
         api: Api,
         region: &str,
@@ -298,29 +297,29 @@ pub fn classify(code: &str, status: u16) -> ErrorClass {
     }
 }
 
-/// Just enough of an answer to see that it is not a failure: `Success` is not `false`.
-#[derive(Deserialize)]
-struct SuccessProbe {
-    #[serde(rename = "Success")]
-    success: Option<Value>,
+/// An RPC answer parsed straight into its shape. It keeps the `Success` field, so a failure
+/// reported with a 2xx status is still seen, in one pass over the bytes.
+pub trait RpcAnswer: DeserializeOwned {
+    /// The answer's `Success` field, when it has one.
+    fn success(&self) -> Option<&Value>;
 }
 
 /// A success answer parsed straight from its bytes as `T`; anything else as
 /// [`parse_rpc_response`].
-pub fn parse_rpc_response_as<T: DeserializeOwned>(
+pub fn parse_rpc_response_as<T: RpcAnswer>(
     site: CallSite<'_>,
     status: u16,
     body: &[u8],
 ) -> Result<T, CloudError> {
-    let shape_error = |e: serde_json::Error| site.shape_error(status, e);
-    let success = (200..300).contains(&status)
-        && serde_json::from_slice::<SuccessProbe>(body)
-            .is_ok_and(|p| p.success != Some(Value::Bool(false)));
-    if success {
-        return serde_json::from_slice::<T>(body).map_err(shape_error);
+    if (200..300).contains(&status) {
+        if let Ok(answer) = serde_json::from_slice::<T>(body) {
+            if answer.success() != Some(&Value::Bool(false)) {
+                return Ok(answer);
+            }
+        }
     }
     let v = parse_rpc_response(site, status, body)?;
-    T::deserialize(v).map_err(shape_error)
+    T::deserialize(v).map_err(|e| site.shape_error(status, e))
 }
 
 /// Turn an RPC answer into JSON or a classified error.

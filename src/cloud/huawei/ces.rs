@@ -312,6 +312,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_request_is_written_as_a_json_value_writes_it() {
+        let request = BatchRequest {
+            filter: "average",
+            from: 1_735_689_600_000,
+            metrics: vec![MetricQuery {
+                dimensions: vec![RequestDimension {
+                    name: "lbaas_instance_id",
+                    value: "elb-1",
+                }],
+                metric_name: "m1_cps",
+                namespace: "SYS.ELB",
+            }],
+            period: period_param(60),
+            to: 1_735_689_780_000,
+        };
+        let tree = serde_json::json!({
+            "metrics": [{
+                "namespace": "SYS.ELB",
+                "metric_name": "m1_cps",
+                "dimensions": [{"name": "lbaas_instance_id", "value": "elb-1"}],
+            }],
+            "from": 1_735_689_600_000i64,
+            "to": 1_735_689_780_000i64,
+            "period": "1",
+            "filter": "average",
+        });
+        assert_eq!(serde_json::to_string(&request).unwrap(), tree.to_string());
+    }
+
+    #[test]
+    fn answers_match_what_was_asked_whatever_their_dimension_order() {
+        // The shape of the CES batch-query-metric-data example, dimensions reordered.
+        let answer: BatchAnswer = serde_json::from_str(
+            r#"{"metrics":[{"namespace":"SYS.ELB","metric_name":"m1_cps","unit":"count",
+            "dimensions":[{"name":"b","value":"2"},{"name":"a","value":"1"}],
+            "datapoints":[{"timestamp":1735689600000,"average":4},{"timestamp":1735689660000,"max":9}]}]}"#,
+        )
+        .unwrap();
+        let m = &answer.metrics[0];
+        let asked = match_key("m1_cps", [("a", "1"), ("b", "2")].into_iter());
+        let got = match_key(
+            m.metric_name.as_str(),
+            m.dimensions
+                .iter()
+                .map(|d| (d.name.as_str(), d.value.as_str())),
+        );
+        assert_eq!(asked, got);
+        assert_eq!(m.datapoints[0].statistic("average"), Some(4.0));
+        assert_eq!(m.datapoints[1].statistic("average"), None);
+        assert_eq!(m.datapoints[1].statistic("max"), Some(9.0));
+    }
+
+    #[test]
     fn both_rules_size_the_batches() {
         // Period 300 with a 3-point window: 500 metrics (1500 datapoints) a call.
         assert_eq!(metrics_per_call(3), 500);

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -183,7 +183,7 @@ impl TencentProvider {
 
     /// Call an API 3.0 action with a serialised body; the `Response` object parsed straight
     /// into `T` on success.
-    pub async fn call_as<T: DeserializeOwned>(
+    pub async fn call_as<T: ApiAnswer>(
         &self,
         api: Api,
         region: &str,
@@ -201,7 +201,7 @@ impl TencentProvider {
         .await
     }
 
-    async fn call_once<T: DeserializeOwned>(
+    async fn call_once<T: ApiAnswer>(
         &self,
         api: Api,
         site: CallSite<'_>,
@@ -360,20 +360,20 @@ pub fn is_batch_too_large(e: &CloudError) -> bool {
     )
 }
 
-/// Just enough of an answer to see that it is a success: a `Response` object without `Error`.
-#[derive(Deserialize)]
-struct SuccessProbe {
-    #[serde(rename = "Response")]
-    response: ProbedResponse,
+/// An answer's `Response` parsed straight into its shape. It keeps whether `Error` is there, so
+/// an error reported with HTTP 200 is still seen, in one pass over the bytes.
+pub trait ApiAnswer: DeserializeOwned {
+    /// Whether the `Response` carries an `Error`.
+    fn has_error(&self) -> bool;
 }
 
-#[derive(Deserialize)]
-struct ProbedResponse {
-    #[serde(rename = "Error")]
-    error: Option<IgnoredAny>,
+impl ApiAnswer for Value {
+    fn has_error(&self) -> bool {
+        !self.is_object() || self.get("Error").is_some()
+    }
 }
 
-/// A success answer's `Response`, parsed as `T`.
+/// An answer's `Response`, parsed as `T`.
 #[derive(Deserialize)]
 struct Envelope<T> {
     #[serde(rename = "Response")]
@@ -382,21 +382,20 @@ struct Envelope<T> {
 
 /// Turn an API 3.0 answer into its `Response` parsed as `T`, or a classified error. A success
 /// is parsed straight from the bytes; anything else goes through [`parse_response`].
-pub fn parse_response_as<T: DeserializeOwned>(
+pub fn parse_response_as<T: ApiAnswer>(
     site: CallSite<'_>,
     status: u16,
     body: &[u8],
 ) -> Result<T, CloudError> {
-    let shape_error = |e: serde_json::Error| site.shape_error(status, e);
-    let success = status == 200
-        && serde_json::from_slice::<SuccessProbe>(body).is_ok_and(|p| p.response.error.is_none());
-    if success {
-        return serde_json::from_slice::<Envelope<T>>(body)
-            .map(|e| e.response)
-            .map_err(shape_error);
+    if status == 200 {
+        if let Ok(Envelope { response }) = serde_json::from_slice::<Envelope<T>>(body) {
+            if !response.has_error() {
+                return Ok(response);
+            }
+        }
     }
     let v = parse_response(site, status, body)?;
-    T::deserialize(v).map_err(shape_error)
+    T::deserialize(v).map_err(|e| site.shape_error(status, e))
 }
 
 /// Turn an API 3.0 answer into its `Response` object or a classified error.

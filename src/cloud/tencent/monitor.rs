@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::{is_batch_too_large, value_string, Api, TencentProvider};
+use super::{is_batch_too_large, value_string, Api, ApiAnswer, TencentProvider};
 use crate::cloud::period::{choose_period, window};
 use crate::cloud::wire::{newest_complete, NameValue, Text};
 use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, NewestPoints, Resource};
@@ -169,6 +169,15 @@ pub struct MonitorData {
     /// One per instance that has data.
     #[serde(default)]
     pub data_points: Vec<DataPoint>,
+    /// Present when the call failed.
+    #[serde(default)]
+    pub error: Option<serde::de::IgnoredAny>,
+}
+
+impl ApiAnswer for MonitorData {
+    fn has_error(&self) -> bool {
+        self.error.is_some()
+    }
 }
 
 /// One instance's points.
