@@ -372,6 +372,26 @@ fn calls(sim: &SimState) -> (BTreeMap<Cloud, u64>, BTreeMap<(Cloud, String), u64
     (per_cloud, monitor)
 }
 
+/// One line per size: for each cloud, `served/minimum = ratio` read from the keys given.
+fn print_per_cloud(results: &[Value], title: &str, [served, minimum, ratio]: [&str; 3]) {
+    println!("\n{title}, per cloud:");
+    for r in results {
+        let parts: Vec<String> = Cloud::ALL
+            .iter()
+            .map(|c| {
+                let p = &r["per_cloud"][c.as_str()];
+                format!(
+                    "{c} {}/{} = {:.2}",
+                    p[served],
+                    p[minimum],
+                    p[ratio].as_f64().unwrap_or(0.0)
+                )
+            })
+            .collect();
+        println!("{:>8}  {}", u(&r["size"]), parts.join("   "));
+    }
+}
+
 /// Calls served per cloud and API (`<service>.<Action>`), over every account.
 fn calls_by_api(sim: &SimState) -> BTreeMap<Cloud, BTreeMap<String, u64>> {
     let mut out: BTreeMap<Cloud, BTreeMap<String, u64>> = BTreeMap::new();
@@ -701,38 +721,16 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
             u(&r["exposition_bytes"]),
         );
     }
-    println!("\nwarm monitor calls ÷ minimum, per cloud:");
-    for r in results {
-        let parts: Vec<String> = Cloud::ALL
-            .iter()
-            .map(|c| {
-                let p = &r["per_cloud"][c.as_str()];
-                format!(
-                    "{c} {}/{} = {:.2}",
-                    p["warm_monitor_calls"],
-                    p["minimum"],
-                    p["ratio"].as_f64().unwrap_or(0.0)
-                )
-            })
-            .collect();
-        println!("{:>8}  {}", u(&r["size"]), parts.join("   "));
-    }
-    println!("\ncold calls (discovery, metadata, monitor) ÷ cold minimum, per cloud:");
-    for r in results {
-        let parts: Vec<String> = Cloud::ALL
-            .iter()
-            .map(|c| {
-                let p = &r["per_cloud"][c.as_str()];
-                format!(
-                    "{c} {}/{} = {:.2}",
-                    p["cold_calls"],
-                    p["cold_minimum"],
-                    p["cold_ratio"].as_f64().unwrap_or(0.0)
-                )
-            })
-            .collect();
-        println!("{:>8}  {}", u(&r["size"]), parts.join("   "));
-    }
+    print_per_cloud(
+        results,
+        "warm monitor calls ÷ minimum",
+        ["warm_monitor_calls", "minimum", "ratio"],
+    );
+    print_per_cloud(
+        results,
+        "cold calls (discovery, metadata, monitor) ÷ cold minimum",
+        ["cold_calls", "cold_minimum", "cold_ratio"],
+    );
     println!(
         "\nsharding ({} series, {} jobs): max calls per replica ÷ (total ÷ N)",
         sharding["size"], sharding["jobs"]

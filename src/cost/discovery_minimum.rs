@@ -72,13 +72,7 @@ pub fn discovery_minimum(estate: &Estate, mappings: &MappingSet) -> BTreeMap<Clo
 
 /// The discovery and metadata minimum of one account.
 fn account_minimum(account: &SimAccount, mappings: &MappingSet) -> u64 {
-    let mut regions: Vec<&str> = account
-        .resources
-        .iter()
-        .map(|r| r.region.as_str())
-        .collect();
-    regions.sort_unstable();
-    regions.dedup();
+    let regions = account.regions();
     let count = |product: Product, region: &str| -> u64 {
         account.resources_in(product, region).len() as u64
     };

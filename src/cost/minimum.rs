@@ -203,14 +203,7 @@ pub fn estate_demands(
     let mut out = Vec::new();
     for account in &estate.accounts {
         let cloud = account.cloud;
-        let mut regions: Vec<&str> = account
-            .resources
-            .iter()
-            .map(|r| r.region.as_str())
-            .collect();
-        regions.sort_unstable();
-        regions.dedup();
-        for region in regions {
+        for region in account.regions() {
             for product in cloud.products() {
                 let resources = account.resources_in(*product, region);
                 if resources.is_empty() {

@@ -41,6 +41,14 @@ pub struct SimAccount {
 }
 
 impl SimAccount {
+    /// The regions the account has resources in, sorted.
+    pub fn regions(&self) -> Vec<&str> {
+        let mut regions: Vec<&str> = self.resources.iter().map(|r| r.region.as_str()).collect();
+        regions.sort_unstable();
+        regions.dedup();
+        regions
+    }
+
     /// The account's resources of a product in a region, by ID.
     pub fn resources_in(&self, product: Product, region: &str) -> Vec<&SimResource> {
         let mut v: Vec<&SimResource> = self
