@@ -16,14 +16,15 @@ use super::procs::*;
 
 /// Scrape the replicas and the unsharded exporter together until their values come from the
 /// same datapoints (a round that straddles the moment the newest complete datapoint moves on is
-/// repeated; three in a row cannot straddle it), then check the replicas cover the unsharded
+/// repeated: on a loaded machine a round can take a good part of a minute, so up to ten rounds),
+/// then check the replicas cover the unsharded
 /// exporter's series exactly once. Returns each replica's series.
 async fn check_coverage(
     replicas: &[&Exporter],
     single: &Exporter,
 ) -> Vec<BTreeMap<String, String>> {
     let mut last_diff = String::new();
-    for _ in 0..3 {
+    for _ in 0..10 {
         let first = scrape(single).await;
         let shards = futures_util::future::join_all(replicas.iter().map(|e| scrape(e))).await;
         let last = scrape(single).await;

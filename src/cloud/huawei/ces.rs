@@ -265,25 +265,29 @@ pub async fn fetch(
                 continue;
             }
         };
-        // Answers are matched by (metric name, dimension values), not by order.
-        let asked: HashMap<MatchKey<'_>, &Pair> = pairs
-            .iter()
-            .filter_map(|pair| {
-                let target = targets[pair.resource].as_ref()?;
-                let dims = target
-                    .dimensions
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()));
-                Some((match_key(&items[pair.item].source.metric, dims), pair))
-            })
-            .collect();
+        // Answers are matched by (metric name, dimension values), not by order. Two items of
+        // one metric (feeding two families) share its answer.
+        let mut asked: HashMap<MatchKey<'_>, Vec<&Pair>> = HashMap::new();
+        for pair in &pairs {
+            let Some(target) = targets[pair.resource].as_ref() else {
+                continue;
+            };
+            let dims = target
+                .dimensions
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()));
+            asked
+                .entry(match_key(&items[pair.item].source.metric, dims))
+                .or_default()
+                .push(pair);
+        }
         let p_ms = (period * 1000) as i64;
         for m in &answer.metrics {
             let dims = m
                 .dimensions
                 .iter()
                 .map(|d| (d.name.as_str(), d.value.as_str()));
-            let Some(pair) = asked.get(&match_key(m.metric_name.as_str(), dims)) else {
+            let Some(asking) = asked.get(&match_key(m.metric_name.as_str(), dims)) else {
                 continue;
             };
             let points = m
@@ -293,14 +297,16 @@ pub async fn fetch(
             let Some((ts, value)) = newest_complete(points, p_ms, now_ms) else {
                 continue;
             };
-            out.points.push(Point {
-                item: pair.item,
-                resource: pair.resource as u32,
-                value,
-                period_s: period,
-                timestamp_ms: ts,
-                dimensions: Vec::new(),
-            });
+            for pair in asking {
+                out.points.push(Point {
+                    item: pair.item,
+                    resource: pair.resource as u32,
+                    value,
+                    period_s: period,
+                    timestamp_ms: ts,
+                    dimensions: Vec::new(),
+                });
+            }
         }
     }
     out.points.sort_by_key(|p| (p.item, p.resource));

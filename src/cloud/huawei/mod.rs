@@ -30,9 +30,9 @@ pub struct HuaweiProvider {
     endpoint: Option<String>,
     endpoints: BTreeMap<String, String>,
     project_ids: BTreeMap<String, String>,
-    /// Project IDs IAM gave per region (24 h); a region without a project is remembered too,
-    /// so it does not cost an IAM call every scrape.
-    looked_up: TtlCache<String, Result<String, CloudError>>,
+    /// Every project IAM lists for the account, name → ID (24 h): one call for all regions, and
+    /// a region without a project costs no IAM call every scrape.
+    projects: TtlCache<(), Arc<BTreeMap<String, String>>>,
     /// The account's buckets with their regions (one OBS listing answers for all regions).
     buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
 }
@@ -53,7 +53,7 @@ impl HuaweiProvider {
             endpoint: account.endpoint.clone(),
             endpoints: account.endpoints.clone(),
             project_ids: account.project_ids.clone(),
-            looked_up: TtlCache::new("huawei_projects", 256, super::aliyun::METADATA_TTL),
+            projects: TtlCache::new("huawei_projects", 1, super::aliyun::METADATA_TTL),
             buckets: TtlCache::new("huawei_buckets", 1, discovery_ttl),
         }
     }
@@ -84,52 +84,52 @@ impl HuaweiProvider {
         &self.shared
     }
 
-    /// The project ID of a region: configured, or IAM `GET /v3/projects?name=<region>` once.
+    /// The project ID of a region: configured, or from IAM `GET /v3/projects`, which lists every
+    /// region's project in one call (cached 24 h, a region without a project included).
     pub async fn project_id(&self, region: &str, deadline: Instant) -> Result<String, CloudError> {
         if let Some(id) = self.project_ids.get(region) {
             return Ok(id.clone());
         }
-        self.looked_up
-            .get_or_fetch(region.to_string(), || async {
+        let projects = self
+            .projects
+            .get_or_fetch((), || async {
                 let v = self
                     .call(
                         "KeystoneListProjects",
                         "iam",
-                        region,
+                        "",
                         reqwest::Method::GET,
                         "/v3/projects",
-                        &[("name".to_string(), region.to_string())],
+                        &[],
                         None,
                         deadline,
                     )
                     .await?;
-                let id = v
+                let by_name: BTreeMap<String, String> = v
                     .get("projects")
                     .and_then(Value::as_array)
-                    .and_then(|a| {
-                        a.iter()
-                            .find(|p| p.get("name").map(value_string).as_deref() == Some(region))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        let id = p.get("id").map(value_string).filter(|id| !id.is_empty())?;
+                        Some((p.get("name").map(value_string)?, id))
                     })
-                    .and_then(|p| p.get("id"))
-                    .map(value_string)
-                    .filter(|id| !id.is_empty());
-                // A definite "no such project" is kept; transport errors are not.
-                Ok(id.ok_or_else(|| CloudError {
-                    http_status: Some(200),
-                    ..CallSite {
-                        cloud: Cloud::Huawei,
-                        api: "KeystoneListProjects",
-                        region,
-                    }
-                    .error(
-                        ErrorClass::RegionSkip,
-                        format!(
-                            "IAM lists no project named {region}: set accounts[].project_ids.{region}"
-                        ),
-                    )
-                }))
+                    .collect();
+                Ok(Arc::new(by_name))
             })
-            .await?
+            .await?;
+        projects.get(region).cloned().ok_or_else(|| CloudError {
+            http_status: Some(200),
+            ..CallSite {
+                cloud: Cloud::Huawei,
+                api: "KeystoneListProjects",
+                region,
+            }
+            .error(
+                ErrorClass::RegionSkip,
+                format!("IAM lists no project named {region}: set accounts[].project_ids.{region}"),
+            )
+        })
     }
 
     /// The account's buckets as (name, region), listed once per discovery TTL.
