@@ -334,10 +334,18 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
                 Clock::System,
                 SimSettings::default(),
             ));
-            let sim = Simulator::start(sim_addr, state)
+            let listen = config::parse_listen(g.listen.as_deref().unwrap_or(":9101"))?;
+            let mut sim = Simulator::start(sim_addr, state.clone())
                 .await
                 .map_err(|e| format!("simulator: cannot listen on {sim_addr}: {e}"))?;
-            let listen = config::parse_listen(g.listen.as_deref().unwrap_or(":9101"))?;
+            if sim_addr.port() == 0 && sim.addr.port() == listen.port() {
+                // The system gave the simulator the port the exporter is to listen on (it was
+                // free a moment ago): take another while this one is held, then let it go.
+                let other = Simulator::start(sim_addr, state)
+                    .await
+                    .map_err(|e| format!("simulator: cannot listen on {sim_addr}: {e}"))?;
+                sim = other;
+            }
             let config = demo_config(&sim, listen);
             let mappings = load_mappings(&g)?;
             let rt = build_runtime(config, mappings, Clock::System)?;
