@@ -344,7 +344,7 @@ async fn run_inner(cli: Cli) -> Result<ExitCode, String> {
                 let other = Simulator::start(sim_addr, state)
                     .await
                     .map_err(|e| format!("simulator: cannot listen on {sim_addr}: {e}"))?;
-                sim = other;
+                std::mem::replace(&mut sim, other).stop().await;
             }
             let config = demo_config(&sim, listen);
             let mappings = load_mappings(&g)?;

@@ -346,6 +346,12 @@ impl Simulator {
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Stop serving and wait until the listener is closed, so its port is free again.
+    pub async fn stop(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl Drop for Simulator {
