@@ -13,6 +13,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use multicloud_exporter::cloud::http::CallSite;
+use multicloud_exporter::cloud::wire::newest_complete;
 use multicloud_exporter::cloud::{aliyun, aws, huawei, tencent, Cloud, Resource};
 use multicloud_exporter::mapping::MappingSet;
 use multicloud_exporter::render::{render, JobResult, Sample, SelfMetrics, Snapshot};
@@ -278,14 +279,7 @@ fn parsing(c: &mut Criterion) {
             answer
                 .data_points
                 .iter()
-                .filter_map(|dp| {
-                    let points = dp
-                        .timestamps
-                        .iter()
-                        .zip(&dp.values)
-                        .filter_map(|(t, v)| Some((((*t)? * 1000.0) as i64, (*v)?)));
-                    multicloud_exporter::cloud::wire::newest_complete(points, 60_000, NOW_MS)
-                })
+                .filter_map(|dp| dp.newest_complete(60_000, NOW_MS))
                 .count()
         })
     });
@@ -312,14 +306,7 @@ fn parsing(c: &mut Criterion) {
             answer
                 .metric_data_results
                 .iter()
-                .filter_map(|r| {
-                    let points = r
-                        .timestamps
-                        .iter()
-                        .zip(&r.values)
-                        .filter_map(|(t, v)| Some((t.0?, (*v)?)));
-                    multicloud_exporter::cloud::wire::newest_complete(points, 60_000, NOW_MS)
-                })
+                .filter_map(|r| newest_complete(r.points(), 60_000, NOW_MS))
                 .count()
         })
     });
@@ -351,13 +338,7 @@ fn parsing(c: &mut Criterion) {
             answer
                 .metrics
                 .iter()
-                .filter_map(|m| {
-                    let points = m
-                        .datapoints
-                        .iter()
-                        .filter_map(|d| Some((d.timestamp?, d.statistic("average")?)));
-                    multicloud_exporter::cloud::wire::newest_complete(points, 60_000, NOW_MS)
-                })
+                .filter_map(|m| newest_complete(m.points("average"), 60_000, NOW_MS))
                 .count()
         })
     });

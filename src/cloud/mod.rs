@@ -366,7 +366,7 @@ pub struct FetchPart<'a> {
 pub enum Provider {
     Aliyun(aliyun::AliyunProvider),
     Tencent(tencent::TencentProvider),
-    Aws(aws::AwsProvider),
+    Aws(Box<aws::AwsProvider>),
     Huawei(huawei::HuaweiProvider),
 }
 
@@ -398,7 +398,11 @@ impl Provider {
                 shared,
                 discovery_ttl,
             )),
-            Cloud::Aws => Provider::Aws(aws::AwsProvider::new(account, shared, discovery_ttl)),
+            Cloud::Aws => Provider::Aws(Box::new(aws::AwsProvider::new(
+                account,
+                shared,
+                discovery_ttl,
+            ))),
             Cloud::Huawei => {
                 Provider::Huawei(huawei::HuaweiProvider::new(account, shared, discovery_ttl))
             }

@@ -39,12 +39,17 @@ pub const TENCENT_TAG_BATCH: u64 = 10;
 pub const TENCENT_COS_PAGE: u64 = 2000;
 /// AWS ELB (v2 and classic) `DescribeLoadBalancers`: `PageSize` ≤ 400.
 pub const AWS_ELB_PAGE: u64 = 400;
-/// AWS ELB `DescribeTags`: ≤ 20 load balancers a call.
-pub const AWS_ELB_TAG_BATCH: u64 = 20;
 /// AWS S3 `ListBuckets`: `max-buckets` ≤ 10,000.
 pub const AWS_S3_PAGE: u64 = 10_000;
-/// AWS Resource Groups Tagging `GetResources`: `ResourcesPerPage` ≤ 100 (bucket tags of a
-/// region in one listing, where S3 itself has only `GetBucketTagging` per bucket).
+/// AWS classic ELB `DescribeTags`: ≤ 20 load balancers a call. Classic load balancers are not
+/// counted through the Tagging API: the resource type they are listed under there is not
+/// settled (cloud-apis §E).
+pub const AWS_ELB_TAG_BATCH: u64 = 20;
+/// AWS Resource Groups Tagging `GetResources`: `ResourcesPerPage` ≤ 100. One listing gives the
+/// tags of a region's ELBv2 load balancers and buckets, where ELBv2's `DescribeTags` takes 20
+/// a call and S3 has only `GetBucketTagging`, one a bucket. It lists every tagged load
+/// balancer (classic ones too) and bucket, and only tagged ones, but a region with anything to
+/// tag needs one call to learn that.
 pub const AWS_TAGGING_PAGE: u64 = 100;
 /// Huawei ELB v3 list load balancers: `limit` ≤ 2000.
 pub const HUAWEI_ELB_PAGE: u64 = 2000;
@@ -117,11 +122,19 @@ fn account_minimum(account: &SimAccount, mappings: &MappingSet) -> u64 {
                     + count(Product::Nlb, region)
                     + count(Product::Gwlb, region);
                 let classic = count(Product::Clb, region);
+                let to_tag = v2 + count(Product::S3, region);
+                let tagged = account
+                    .resources
+                    .iter()
+                    .filter(|r| r.region == *region && !r.tags.is_empty())
+                    .filter(|r| r.product().is_some_and(|p| p != Product::Bwp))
+                    .count() as u64;
                 calls += pages(v2, AWS_ELB_PAGE)
                     + pages(classic, AWS_ELB_PAGE)
-                    + batches(v2, AWS_ELB_TAG_BATCH)
-                    + batches(classic, AWS_ELB_TAG_BATCH)
-                    + batches(count(Product::S3, region), AWS_TAGGING_PAGE);
+                    + batches(classic, AWS_ELB_TAG_BATCH);
+                if to_tag > 0 {
+                    calls += pages(tagged, AWS_TAGGING_PAGE);
+                }
             }
             calls += pages(buckets, AWS_S3_PAGE);
         }
@@ -179,7 +192,12 @@ mod tests {
                 id: format!("{product}-{region}-{i}"),
                 name: String::new(),
                 region: region.into(),
-                tags: BTreeMap::new(),
+                // Three in four are tagged.
+                tags: if i % 4 == 3 {
+                    BTreeMap::new()
+                } else {
+                    BTreeMap::from([("CodeName".to_string(), "x".to_string())])
+                },
                 vip: None,
                 vpc_id: None,
                 internal: i % 2 == 1,
@@ -219,13 +237,33 @@ mod tests {
             &[("clb", "r1", 4), ("bwp", "r1", 25), ("s3", "r2", 11)],
         );
         assert_eq!(account_minimum(&t, &m), (3 + 3) + (3 + 2) + 1 + 4);
-        // AWS, one region: 401 ELBv2 → 2 pages and 21 tag calls; classic 1 page, none to tag;
-        // 150 buckets → ListBuckets 1, their tags 2 pages of the tagging API.
+        // AWS, one region: 401 ELBv2 → 2 pages; classic 1 page; ListBuckets 1; the tags of
+        // 150 + 151 + 113 tagged load balancers and buckets → 5 pages of the Tagging API.
         let w = account(
             Cloud::Aws,
             &[("alb", "r1", 200), ("nlb", "r1", 201), ("s3", "r1", 150)],
         );
-        assert_eq!(account_minimum(&w, &m), 2 + 1 + 21 + 2 + 1);
+        assert_eq!(account_minimum(&w, &m), 2 + 1 + 1 + 5);
+        // Classic load balancers are tagged 20 a DescribeTags call; with no ELBv2 load
+        // balancer or bucket in the region, the Tagging API is not asked.
+        let untagged = SimAccount {
+            resources: resources("clb", "r1", 3)
+                .into_iter()
+                .map(|r| SimResource {
+                    tags: BTreeMap::new(),
+                    ..r
+                })
+                .collect(),
+            ..account(Cloud::Aws, &[])
+        };
+        assert_eq!(account_minimum(&untagged, &m), 1 + 1 + 1 + 1);
+        // A region whose one bucket is untagged still takes one tagging call.
+        let bucket = SimAccount {
+            resources: resources("s3", "r1", 4)[3..].to_vec(),
+            ..account(Cloud::Aws, &[])
+        };
+        assert!(bucket.resources[0].tags.is_empty());
+        assert_eq!(account_minimum(&bucket, &m), 1 + 1 + 1 + 1);
         // Huawei, two regions: an ELB page each, one project listing, ListBuckets once and
         // a tagging call per bucket.
         let h = account(Cloud::Huawei, &[("clb", "r1", 3), ("s3", "r2", 7)]);

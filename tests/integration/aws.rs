@@ -148,22 +148,58 @@ async fn get_metric_data_batches_500_queries_across_metrics_and_resources() {
         ),
         Some(v)
     );
-    // Discovery: 400 a page (2 pages), tags 20 ARNs a call (23 calls).
+    // Discovery: 400 a page (2 pages); tags from the Tagging API, 100 a page (5 calls), none
+    // from DescribeTags.
     assert_eq!(
         h.sim
             .state
             .calls_to("elasticloadbalancing.DescribeLoadBalancers"),
         2
     );
+    assert_eq!(h.sim.state.calls_to("tagging.GetResources"), 5);
+    assert_eq!(h.sim.state.calls_to("elasticloadbalancing.DescribeTags"), 0);
     assert_eq!(
-        h.sim.state.calls_to("elasticloadbalancing.DescribeTags"),
-        23
+        value(
+            &t,
+            "multicloud_resource_info",
+            &[("resource_id", arn.as_str()), ("code_name", "alb-gen")]
+        ),
+        Some(1.0)
     );
     // Monitor: every (metric, load balancer) pair of one period and window, 500 a call.
     let queries = alb_sources(&h) * 450;
     assert_eq!(
         h.sim.state.calls_to("monitoring.GetMetricData"),
         queries.div_ceil(500) as u64
+    );
+}
+
+#[tokio::test]
+async fn a_denied_tagging_api_falls_back_to_describe_tags() {
+    let h = harness_with(many_albs(45), |c| {
+        c.accounts[0].products = vec![Product::Alb]
+    })
+    .await;
+    h.sim.state.inject(Fault {
+        api: Some("tagging.GetResources".into()),
+        kind: FaultKind::AuthFailure,
+        times: 1,
+    });
+    let snap = collect(&h).await;
+    assert!(snap.jobs[0].success, "{:?}", snap.jobs[0].error);
+    let t = text(&h, &snap);
+    // One denied listing, then 20 ARNs a DescribeTags call: 3 calls, and every tag arrives.
+    assert_eq!(h.sim.state.calls_to("tagging.GetResources"), 1);
+    assert_eq!(h.sim.state.calls_to("elasticloadbalancing.DescribeTags"), 3);
+    let dim = elbv2_dimension_of("alb", "alb-gen-00044");
+    let arn = format!("arn:aws:elasticloadbalancing:us-east-1:210987654321:loadbalancer/{dim}");
+    assert_eq!(
+        value(
+            &t,
+            "multicloud_resource_info",
+            &[("resource_id", arn.as_str()), ("code_name", "alb-gen")]
+        ),
+        Some(1.0)
     );
 }
 

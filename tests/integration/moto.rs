@@ -145,6 +145,12 @@ async fn moto_values_labels_auth_and_assume_role() {
     for j in &snap.jobs {
         assert!(j.success, "{} {}: {:?}", j.region, j.product, j.error);
     }
+    // Tags of ELBv2 load balancers and buckets come from moto's Tagging API, one listing per
+    // region with any (us-east-1, eu-west-1); only the classic load balancer asks DescribeTags.
+    let requests = |api: &str| rt.shared.metrics.request_count(Cloud::Aws, api, "ok");
+    assert_eq!(requests("GetResources"), 2);
+    assert_eq!(requests("GetBucketTagging"), 0);
+    assert_eq!(requests("DescribeTags"), 1);
     let us = ("region", "us-east-1");
     // ALB: RequestCount Sum 120 per minute -> 2/s; NewConnectionCount 30 -> 0.5/s;
     // TargetResponseTime Average 0.25 s.

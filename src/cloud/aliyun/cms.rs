@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::{check_next_token, value_string, AliyunProvider, Api, PeriodTable, RpcAnswer};
 use crate::cloud::http::CallSite;
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::wire::{Key, Text};
+use crate::cloud::wire::{self, Key, Text};
 use crate::cloud::{
     CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, NewestPoints, Resource,
 };
@@ -199,20 +199,22 @@ pub enum Cell<'de> {
 }
 
 impl Cell<'_> {
-    /// A number's value.
+    /// A number's value; text that holds a number counts.
     fn as_f64(&self) -> Option<f64> {
         match self {
             Cell::Int(i) => Some(*i as f64),
             Cell::Float(f) => Some(*f),
-            Cell::Text(_) => None,
+            Cell::Text(t) => t.trim().parse().ok(),
         }
     }
 
-    /// An integer's value.
+    /// An integer's value; a whole float or text that holds an integer counts.
     fn as_i64(&self) -> Option<i64> {
         match self {
             Cell::Int(i) => Some(*i),
-            _ => None,
+            Cell::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(*f as i64),
+            Cell::Float(_) => None,
+            Cell::Text(t) => t.trim().parse().ok(),
         }
     }
 
@@ -226,31 +228,44 @@ impl Cell<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Cell<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Cell<'de>, D::Error> {
+/// A cell as read: `None` for null, and for a list or an object, which no column holds.
+struct MaybeCell<'de>(Option<Cell<'de>>);
+
+impl<'de> Deserialize<'de> for MaybeCell<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MaybeCell<'de>, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Cell<'de>;
+            type Value = MaybeCell<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a number or a string")
             }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell<'de>, E> {
-                Ok(Cell::Int(v))
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<MaybeCell<'de>, E> {
+                Ok(MaybeCell(Some(Cell::Int(v))))
             }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell<'de>, E> {
-                Ok(i64::try_from(v).map_or(Cell::Float(v as f64), Cell::Int))
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<MaybeCell<'de>, E> {
+                let cell = i64::try_from(v).map_or(Cell::Float(v as f64), Cell::Int);
+                Ok(MaybeCell(Some(cell)))
             }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell<'de>, E> {
-                Ok(Cell::Float(v))
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<MaybeCell<'de>, E> {
+                Ok(MaybeCell(Some(Cell::Float(v))))
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Cell<'de>, E> {
-                Ok(Cell::Text(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<MaybeCell<'de>, E> {
+                Ok(MaybeCell(Some(Cell::Text(Cow::Borrowed(v)))))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cell<'de>, E> {
-                Ok(Cell::Text(Cow::Owned(v.to_owned())))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<MaybeCell<'de>, E> {
+                Ok(MaybeCell(Some(Cell::Text(Cow::Owned(v.to_owned())))))
             }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Cell<'de>, E> {
-                Ok(Cell::Text(Cow::Owned(v.to_string())))
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<MaybeCell<'de>, E> {
+                Ok(MaybeCell(Some(Cell::Text(Cow::Owned(v.to_string())))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<MaybeCell<'de>, E> {
+                Ok(MaybeCell(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<MaybeCell<'de>, A::Error> {
+                wire::drain_seq(seq).map(|()| MaybeCell(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<MaybeCell<'de>, A::Error> {
+                wire::drain_map(map).map(|()| MaybeCell(None))
             }
         }
         d.deserialize_any(V)
@@ -291,10 +306,12 @@ impl<'de, F: FnMut(&[Option<Cell<'de>>])> Visitor<'de> for RowsVisitor<'_, F> {
                 columns: self.columns,
                 cells: &mut cells,
             };
-            if seq.next_element_seed(row)?.is_none() {
-                return Ok(());
+            match seq.next_element_seed(row)? {
+                None => return Ok(()),
+                Some(true) => (self.each)(&cells),
+                // An entry that is not an object is no row: skipped.
+                Some(false) => {}
             }
-            (self.each)(&cells);
         }
     }
 }
@@ -304,28 +321,50 @@ struct RowSeed<'c, 'r, 'de> {
     cells: &'r mut [Option<Cell<'de>>],
 }
 
+/// Reads one entry of the rows into the cells; `false` when the entry is not an object.
 impl<'de> DeserializeSeed<'de> for RowSeed<'_, '_, 'de> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for RowSeed<'_, '_, 'de> {
-    type Value = ();
+    type Value = bool;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a row object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<bool, A::Error> {
+        wire::drain_seq(seq).map(|()| false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             match self.columns.iter().position(|c| *c == key) {
-                Some(i) => self.cells[i] = map.next_value::<Option<Cell<'de>>>()?,
+                Some(i) => self.cells[i] = map.next_value::<MaybeCell<'de>>()?.0,
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -679,8 +718,36 @@ mod tests {
                 vec![Some(Cell::Text("lb-2".into())), None, None],
             ]
         );
-        assert!(read_rows("[1]", &["instanceId"], |_| ()).is_err());
+        // Entries that are not objects are skipped; a cell that is a list or an object reads
+        // as missing; numbers written as text still count.
+        let mut rows = Vec::new();
+        read_rows(
+            r#"[1, "x", null, [2], {"instanceId": ["a"], "Average": "1.5", "timestamp": 6e4}]"#,
+            &["instanceId", "Average", "timestamp"],
+            |r| rows.push(r.to_vec()),
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][0], None);
+        assert_eq!(rows[0][1].as_ref().and_then(Cell::as_f64), Some(1.5));
+        assert_eq!(rows[0][2].as_ref().and_then(Cell::as_i64), Some(60_000));
+        assert!(read_rows("{}", &["instanceId"], |_| ()).is_err());
         assert!(read_rows("", &["instanceId"], |_| ()).is_ok());
+    }
+
+    #[test]
+    fn an_array_is_no_success() {
+        let site = CallSite {
+            cloud: crate::cloud::Cloud::Aliyun,
+            api: "DescribeMetricLast",
+            region: "cn-hangzhou",
+        };
+        let e =
+            super::super::parse_rpc_response_as::<MetricLastAnswer>(site, 200, b"[]").unwrap_err();
+        assert_eq!(e.class, crate::cloud::ErrorClass::BadResponse);
+        let a: MetricLastAnswer =
+            super::super::parse_rpc_response_as(site, 200, br#"{"Datapoints":null}"#).unwrap();
+        assert!(a.datapoints.unwrap_or_default().0.is_empty());
     }
 
     #[test]

@@ -311,7 +311,7 @@ pub fn parse_rpc_response_as<T: RpcAnswer>(
     status: u16,
     body: &[u8],
 ) -> Result<T, CloudError> {
-    if (200..300).contains(&status) {
+    if (200..300).contains(&status) && crate::cloud::wire::is_json_object(body) {
         if let Ok(answer) = serde_json::from_slice::<T>(body) {
             if answer.success() != Some(&Value::Bool(false)) {
                 return Ok(answer);

@@ -14,14 +14,20 @@ use tracing::debug;
 
 use super::AwsProvider;
 use crate::cloud::period::window;
-use crate::cloud::wire::{newest_complete, Text};
+use crate::cloud::wire::{self, newest_complete, Number, Text};
 use crate::cloud::{
     CallContext, CloudError, ErrorClass, FetchItem, FetchOutcome, FetchPart, Point, Resource,
 };
 use crate::mapping::{MonitorTarget, ProductCloudSpec};
 
-/// The JSON 1.0 target of GetMetricData.
-pub const GET_METRIC_DATA_TARGET: &str = "GraniteServiceVersion20100801.GetMetricData";
+/// GetMetricData (JSON 1.0).
+pub const GET_METRIC_DATA: super::JsonApi = super::JsonApi {
+    service: "monitoring",
+    target: "GraniteServiceVersion20100801.GetMetricData",
+    action: "GetMetricData",
+    content_type: "application/x-amz-json-1.0",
+    query_compatible: true,
+};
 /// Most queries in one call (`MetricDataQueries`, cloud-apis C.3).
 pub const MAX_QUERIES: usize = 500;
 /// The period of a metric: a pinned one (daily storage), else the scrape interval rounded to
@@ -233,13 +239,13 @@ struct Dimension<'a> {
 #[serde(rename_all = "PascalCase")]
 pub struct MetricDataAnswer {
     /// One per query that has a result on this page.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub metric_data_results: Vec<MetricDataResult>,
     /// Where the next page starts.
     #[serde(default)]
     pub next_token: Option<String>,
     /// Messages about the whole call.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub messages: Vec<MessageData>,
 }
 
@@ -254,14 +260,24 @@ pub struct MetricDataResult {
     #[serde(default)]
     pub status_code: Option<String>,
     /// Epoch seconds or ISO 8601, newest first (`TimestampDescending`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::list")]
     pub timestamps: Vec<TimestampMs>,
     /// A value per timestamp.
-    #[serde(default)]
-    pub values: Vec<Option<f64>>,
+    #[serde(default, deserialize_with = "wire::list")]
+    pub values: Vec<Number>,
     /// Why a query was refused.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub messages: Vec<MessageData>,
+}
+
+impl MetricDataResult {
+    /// Its points, (timestamp ms, value), leaving out those without a time or a value.
+    pub fn points(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        self.timestamps
+            .iter()
+            .zip(&self.values)
+            .filter_map(|(t, v)| Some((t.0?, v.0?)))
+    }
 }
 
 /// A `MessageData`.
@@ -277,14 +293,14 @@ pub struct MessageData {
 }
 
 /// A timestamp in ms: epoch seconds (a number, as JSON 1.0 sends it) or ISO 8601; `None` when
-/// neither.
+/// neither (null, other text, a boolean, a list or an object).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TimestampMs(pub Option<i64>);
 
 impl<'de> Deserialize<'de> for TimestampMs {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<TimestampMs, D::Error> {
         struct V;
-        impl serde::de::Visitor<'_> for V {
+        impl<'de> serde::de::Visitor<'de> for V {
             type Value = TimestampMs;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("epoch seconds or an ISO 8601 time")
@@ -312,6 +328,21 @@ impl<'de> Deserialize<'de> for TimestampMs {
             }
             fn visit_unit<E: serde::de::Error>(self) -> Result<TimestampMs, E> {
                 Ok(TimestampMs(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<TimestampMs, E> {
+                Ok(TimestampMs(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<TimestampMs, A::Error> {
+                wire::drain_seq(seq).map(|()| TimestampMs(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TimestampMs, A::Error> {
+                wire::drain_map(map).map(|()| TimestampMs(None))
             }
         }
         d.deserialize_any(V)
@@ -365,34 +396,22 @@ async fn run_call(
         })?;
         calls += 1;
         let answer: MetricDataAnswer = p
-            .json(
-                "monitoring",
-                GET_METRIC_DATA_TARGET,
-                "GetMetricData",
-                region,
-                payload,
-                deadline,
-            )
+            .json(GET_METRIC_DATA, region, payload, deadline)
             .await
             .map_err(|e| (e, calls))?;
         for r in &answer.metric_data_results {
-            let Some(n) = r.id.as_deref().and_then(query_index) else {
-                continue;
-            };
-            let Some(slot) = newest.get_mut(n) else {
-                continue;
-            };
+            let n = r.id.as_deref().and_then(query_index);
             // Complete and PartialData carry datapoints (PartialData continues on the next
-            // page); Forbidden and InternalError fail the query, not the call.
+            // page); Forbidden and InternalError fail the query, not the call. A refusal whose
+            // `Id` names no query of this call is still reported (against the call's first
+            // job), not dropped.
             if let Some(problem) = refused_query(r, region) {
-                refused.push((n, problem));
+                refused.push((n.unwrap_or(usize::MAX), problem));
             }
-            let points = r
-                .timestamps
-                .iter()
-                .zip(&r.values)
-                .filter_map(|(t, v)| Some((t.0?, (*v)?)))
-                .chain(*slot);
+            let Some(slot) = n.and_then(|n| newest.get_mut(n)) else {
+                continue;
+            };
+            let points = r.points().chain(*slot);
             *slot = newest_complete(points, p_ms, now_ms);
         }
         for m in &answer.messages {
@@ -555,6 +574,31 @@ mod tests {
                 serde_json::from_value(json!({"Id": "m0", "StatusCode": status})).unwrap();
             assert!(refused_query(&r, "us-east-1").is_none());
         }
+    }
+
+    #[test]
+    fn odd_values_lose_their_point_not_the_answer() {
+        let site = crate::cloud::http::CallSite {
+            cloud: crate::cloud::Cloud::Aws,
+            api: "GetMetricData",
+            region: "us-east-1",
+        };
+        let body = br#"{"MetricDataResults":[
+            {"Id":"m0","StatusCode":"Complete","Timestamps":null,"Values":null},
+            7,
+            {"Id":"m1","StatusCode":"Complete","Timestamps":[true,1735689600,1735689540],
+             "Values":[9,"x",2.5],"Messages":null}],"Messages":null}"#;
+        let a: MetricDataAnswer = super::super::parse_json_answer(site, 200, body).unwrap();
+        assert_eq!(a.metric_data_results.len(), 2);
+        assert_eq!(a.metric_data_results[0].points().count(), 0);
+        assert_eq!(
+            a.metric_data_results[1].points().collect::<Vec<_>>(),
+            [(1_735_689_540_000, 2.5)]
+        );
+        let e =
+            super::super::parse_json_answer::<MetricDataAnswer>(site, 200, b" [ ]").unwrap_err();
+        assert_eq!(e.class, ErrorClass::BadResponse);
+        assert!(e.message.contains("not a JSON object"), "{}", e.message);
     }
 
     #[test]

@@ -1,16 +1,26 @@
 //! AWS discovery: regions (EC2 `DescribeRegions`), ELBv2 load balancers (`DescribeLoadBalancers`
 //! 2015-12-01, one listing per region split by `Type` into alb, nlb and gwlb) and classic ELBs
-//! (2012-06-01), both paged with `Marker` at 400 and tagged through `DescribeTags` (20 per call),
-//! and buckets (S3 `ListBuckets`, global, with each bucket's region and tags). The CloudWatch
-//! dimension of an ELBv2 load balancer (the ARN's part after `:loadbalancer/`) is kept in the
-//! resource's attributes as `LoadBalancer`.
+//! (2012-06-01), both paged with `Marker` at 400, and buckets (S3 `ListBuckets`, global, with
+//! each bucket's region). The CloudWatch dimension of an ELBv2 load balancer (the ARN's part
+//! after `:loadbalancer/`) is kept in the resource's attributes as `LoadBalancer`.
+//!
+//! Tags of ELBv2 load balancers and buckets come from one Resource Groups Tagging API listing
+//! per region (`GetResources`, 100 a page): far fewer calls than `DescribeTags` (20 a call) and
+//! S3 `GetBucketTagging` (one a bucket). An account whose policy denies `tag:GetResources` falls
+//! back to those per-product APIs. Classic load balancers keep `DescribeTags`: the Tagging API
+//! resource type they are filed under is not settled (cloud-apis §E does not say; moto files
+//! them as `elb:loadbalancer`, not `elasticloadbalancing:loadbalancer`), and a load balancer
+//! missing from the listing would silently lose its tags.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use tokio::time::Instant;
 
 use super::{AwsProvider, QueryApi};
+use crate::cloud::wire::{self, Text};
 use crate::cloud::xml::Node;
 use crate::cloud::{CloudError, ErrorClass, Product, Resource};
 
@@ -44,6 +54,19 @@ pub const DESCRIBE_TAGS_CLASSIC: QueryApi = QueryApi {
     version: "2012-06-01",
     action: "DescribeTags",
 };
+
+/// Resource Groups Tagging API GetResources (JSON 1.1).
+pub const GET_RESOURCES: super::JsonApi = super::JsonApi {
+    service: "tagging",
+    target: "ResourceGroupsTaggingAPI_20170126.GetResources",
+    action: "GetResources",
+    content_type: "application/x-amz-json-1.1",
+    query_compatible: false,
+};
+/// Resources per GetResources page (the API's maximum, cloud-apis §E).
+pub const TAGGING_PAGE: usize = 100;
+/// The resource types one tagging listing asks for: load balancers of every kind and buckets.
+const TAGGED_TYPES: [&str; 2] = ["elasticloadbalancing:loadbalancer", "s3"];
 
 /// Load balancers per page (the APIs' maximum).
 pub const PAGE_SIZE: usize = 400;
@@ -109,6 +132,15 @@ pub async fn discover(
         Product::S3 => {
             let all = p.buckets(deadline).await?;
             let mut out = crate::cloud::buckets::in_region(&all, region);
+            if out.is_empty() {
+                return Ok(out);
+            }
+            if let Some(tags) = p.region_tags(region, deadline).await?.as_ref() {
+                for b in &mut out {
+                    b.tags = tags.buckets.get(&b.id).cloned().unwrap_or_default();
+                }
+                return Ok(out);
+            }
             for b in &mut out {
                 // A bucket policy may deny GetBucketTagging: that bucket goes untagged.
                 match bucket_tags(p, region, &b.id, deadline).await {
@@ -169,6 +201,130 @@ async fn marker_paged(
         }
     }
     Ok(rows)
+}
+
+/// The tags of a region's ELBv2 load balancers and buckets, from the Tagging API.
+#[derive(Debug, Default, PartialEq)]
+pub struct RegionTags {
+    /// By the ARN's part after `:loadbalancer/`: `app/<name>/<id>` (ELBv2; a classic load
+    /// balancer's name, if the listing holds one, is filed too but not read).
+    pub load_balancers: HashMap<String, BTreeMap<String, String>>,
+    /// By bucket name.
+    pub buckets: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl RegionTags {
+    /// Files one resource's tags (those with a key) under its key; ARNs of other types are
+    /// ignored.
+    fn add(&mut self, mapping: ResourceTagMapping) {
+        let tags = mapping
+            .tags
+            .into_iter()
+            .filter(|t| !t.key.as_str().is_empty())
+            .map(|t| (t.key.0, t.value.0))
+            .collect();
+        // arn:<partition>:<service>:<region>:<account>:<resource>
+        let mut parts = mapping.resource_arn.as_str().splitn(6, ':');
+        let service = parts.nth(2).unwrap_or("");
+        let resource = parts.nth(2).unwrap_or("");
+        match service {
+            "elasticloadbalancing" => {
+                if let Some(key) = resource.strip_prefix("loadbalancer/") {
+                    self.load_balancers.insert(key.to_string(), tags);
+                }
+            }
+            "s3" if !resource.is_empty() && !resource.contains('/') => {
+                self.buckets.insert(resource.to_string(), tags);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A GetResources request.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetResourcesRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pagination_token: Option<&'a str>,
+    resource_type_filters: &'a [&'a str],
+    resources_per_page: usize,
+}
+
+/// A GetResources answer.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetResourcesAnswer {
+    /// Empty or absent on the last page.
+    #[serde(default)]
+    pub pagination_token: Option<String>,
+    /// The tagged (or once tagged) resources of this page.
+    #[serde(default, deserialize_with = "wire::objects")]
+    pub resource_tag_mapping_list: Vec<ResourceTagMapping>,
+}
+
+/// One resource and its tags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResourceTagMapping {
+    /// Its ARN.
+    #[serde(rename = "ResourceARN", default)]
+    pub resource_arn: Text,
+    /// Its tags.
+    #[serde(default, deserialize_with = "wire::objects")]
+    pub tags: Vec<TagPair>,
+}
+
+/// A `{"Key", "Value"}` tag.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagPair {
+    /// Tag key.
+    #[serde(default)]
+    pub key: Text,
+    /// Tag value.
+    #[serde(default)]
+    pub value: Text,
+}
+
+/// One Tagging API listing of a region's load balancers and buckets (every page); `None` when
+/// the API is denied (an auth error), so ELBv2 and S3 fall back to their own tag APIs.
+pub async fn region_tags(
+    p: &AwsProvider,
+    region: &str,
+    deadline: Instant,
+) -> Result<Option<RegionTags>, CloudError> {
+    let mut out = RegionTags::default();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let request = GetResourcesRequest {
+            pagination_token: token.as_deref(),
+            resource_type_filters: &TAGGED_TYPES,
+            resources_per_page: TAGGING_PAGE,
+        };
+        let payload = serde_json::to_vec(&request)
+            .map_err(|e| bad("GetResources", region, format!("encoding the request: {e}")))?;
+        let answer: GetResourcesAnswer = match p
+            .json(GET_RESOURCES, region, payload, deadline)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) if e.class == ErrorClass::AuthError && token.is_none() => {
+                tracing::warn!(region, error = %e, "the Tagging API is denied; tags come from DescribeTags and GetBucketTagging instead");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        for m in answer.resource_tag_mapping_list {
+            out.add(m);
+        }
+        let next = answer.pagination_token.filter(|t| !t.is_empty());
+        if next.is_none() || next == token {
+            break;
+        }
+        token = next;
+    }
+    Ok(Some(out))
 }
 
 /// Tags of up to 20 resources per DescribeTags call, keyed by `key_field`'s value.
@@ -258,6 +414,16 @@ async fn elbv2_load_balancers(
             })
         })
         .collect();
+    if out.is_empty() {
+        return Ok(out);
+    }
+    if let Some(tags) = p.region_tags(region, deadline).await?.as_ref() {
+        for lb in &mut out {
+            let key = load_balancer_dimension(&lb.resource.id).unwrap_or("");
+            lb.resource.tags = tags.load_balancers.get(key).cloned().unwrap_or_default();
+        }
+        return Ok(out);
+    }
     let arns: Vec<String> = out.iter().map(|lb| lb.resource.id.clone()).collect();
     let mut tags = describe_tags(
         p,
@@ -413,6 +579,44 @@ async fn bucket_tags(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagging_arns_are_filed_by_load_balancer_key_or_bucket_name() {
+        let answer: GetResourcesAnswer = serde_json::from_str(
+            r#"{"PaginationToken":"","ResourceTagMappingList":[
+              {"ResourceARN":"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/50dc6c495c0c9188","Tags":[{"Key":"env","Value":"prod"}]},
+              {"ResourceARN":"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/legacy","Tags":[{"Key":"team","Value":"a"},{"Key":"","Value":"x"}]},
+              {"ResourceARN":"arn:aws-cn:s3:::logs","Tags":[{"Key":"CodeName","Value":"logs"}]},
+              {"ResourceARN":"arn:aws:s3:::logs/key","Tags":[]},
+              {"ResourceARN":"arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/1","Tags":[]},
+              "odd"]}"#,
+        )
+        .unwrap();
+        let mut tags = RegionTags::default();
+        for m in answer.resource_tag_mapping_list {
+            tags.add(m);
+        }
+        let lb = |k: &str| tags.load_balancers.get(k).map(|t| t.len());
+        assert_eq!(lb("app/web/50dc6c495c0c9188"), Some(1));
+        assert_eq!(lb("legacy"), Some(1));
+        assert_eq!(tags.load_balancers.len(), 2);
+        assert_eq!(tags.buckets.len(), 1);
+        assert_eq!(tags.buckets["logs"]["CodeName"], "logs");
+    }
+
+    #[test]
+    fn a_tagging_request_is_written_as_boto3_writes_it() {
+        let r = GetResourcesRequest {
+            pagination_token: None,
+            resource_type_filters: &["elasticloadbalancing:loadbalancer"],
+            resources_per_page: 100,
+        };
+        // The body of the W8 signature vector (cloud-apis C.1).
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            serde_json::json!({"ResourceTypeFilters": ["elasticloadbalancing:loadbalancer"], "ResourcesPerPage": 100})
+        );
+    }
 
     #[test]
     fn the_load_balancer_dimension_is_the_arn_tail() {

@@ -39,6 +39,22 @@ pub struct QueryApi {
 /// The content type botocore's Query serializer sends.
 pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
 
+/// A JSON-protocol API: where it is served and how its requests are marked.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonApi {
+    /// Signing name and endpoint prefix.
+    pub service: &'static str,
+    /// `X-Amz-Target`.
+    pub target: &'static str,
+    /// The action, for errors and metrics.
+    pub action: &'static str,
+    /// `application/x-amz-json-1.0` or `-1.1`.
+    pub content_type: &'static str,
+    /// Whether the service is `awsQueryCompatible` (CloudWatch): its requests carry
+    /// `x-amzn-query-mode: true`, so errors come back with the Query API's codes.
+    pub query_compatible: bool,
+}
+
 /// The AWS provider of one account.
 pub struct AwsProvider {
     shared: Shared,
@@ -50,6 +66,9 @@ pub struct AwsProvider {
     buckets: TtlCache<(), Arc<Vec<(String, String)>>>,
     /// ELBv2 load balancers per region: one listing serves alb, nlb and gwlb.
     elbv2: TtlCache<String, Arc<Vec<discovery::LoadBalancerV2>>>,
+    /// Tags of a region's ELBv2 load balancers and buckets: one Tagging API listing serves alb,
+    /// nlb, gwlb and s3 (`None` when the API is denied, and each asks its own tag API).
+    region_tags: TtlCache<String, Arc<Option<discovery::RegionTags>>>,
 }
 
 impl AwsProvider {
@@ -68,6 +87,7 @@ impl AwsProvider {
             buckets: TtlCache::new("aws_buckets", 1, discovery_ttl),
             // Shorter than discovery's own TTL cannot help; one entry per region.
             elbv2: TtlCache::new("aws_elbv2", 64, discovery_ttl),
+            region_tags: TtlCache::new("aws_region_tags", 64, discovery_ttl),
         }
     }
 
@@ -103,6 +123,22 @@ impl AwsProvider {
         self.buckets
             .get_or_fetch_fresh((), || async {
                 discovery::list_buckets(self, deadline).await.map(Arc::new)
+            })
+            .await
+    }
+
+    /// The tags of a region's load balancers and buckets, listed once per discovery TTL;
+    /// `None` when the Tagging API is denied.
+    pub async fn region_tags(
+        &self,
+        region: &str,
+        deadline: Instant,
+    ) -> Result<Arc<Option<discovery::RegionTags>>, CloudError> {
+        self.region_tags
+            .get_or_fetch_fresh(region.to_string(), || async {
+                discovery::region_tags(self, region, deadline)
+                    .await
+                    .map(Arc::new)
             })
             .await
     }
@@ -223,21 +259,28 @@ impl AwsProvider {
         .await
     }
 
-    /// A JSON 1.0 call (CloudWatch): the answer parsed as `T` on success.
+    /// A JSON call (CloudWatch JSON 1.0, Tagging JSON 1.1): the answer parsed as `T` on
+    /// success.
     pub async fn json<T: DeserializeOwned>(
         &self,
-        service: &'static str,
-        target: &str,
-        api: &'static str,
+        api: JsonApi,
         region: &str,
         payload: Vec<u8>,
         deadline: Instant,
     ) -> Result<T, CloudError> {
         let site = CallSite {
             cloud: Cloud::Aws,
-            api,
+            api: api.action,
             region,
         };
+        let mut headers = vec![
+            ("content-type".to_string(), api.content_type.to_string()),
+            ("x-amz-target".to_string(), api.target.to_string()),
+        ];
+        if api.query_compatible {
+            headers.push(("x-amzn-query-mode".into(), "true".into()));
+        }
+        let service = api.service;
         let creds = self.credentials(deadline).await?;
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let base = self.base_url(service, region);
@@ -251,11 +294,7 @@ impl AwsProvider {
                     &base,
                     "/",
                     &[],
-                    vec![
-                        ("content-type".into(), "application/x-amz-json-1.0".into()),
-                        ("x-amz-target".into(), target.to_string()),
-                        ("x-amzn-query-mode".into(), "true".into()),
-                    ],
+                    headers.clone(),
                     payload.clone(),
                     deadline,
                 )
@@ -415,15 +454,28 @@ pub fn parse_json_answer<T: DeserializeOwned>(
     body: &[u8],
 ) -> Result<T, CloudError> {
     if (200..300).contains(&status) {
+        let not_json = |e: serde_json::Error| CloudError {
+            http_status: Some(status),
+            ..site.error(
+                ErrorClass::BadResponse,
+                format!("answer is not valid JSON: {e}"),
+            )
+        };
+        if !crate::cloud::wire::is_json_object(body) {
+            // serde would read a struct from an array: an array is no success.
+            return Err(
+                match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                    Err(e) => not_json(e),
+                    Ok(_) => CloudError {
+                        http_status: Some(status),
+                        ..site.error(ErrorClass::BadResponse, "answer is not a JSON object")
+                    },
+                },
+            );
+        }
         return serde_json::from_slice::<T>(body).map_err(|e| {
             match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                Err(e) => CloudError {
-                    http_status: Some(status),
-                    ..site.error(
-                        ErrorClass::BadResponse,
-                        format!("answer is not valid JSON: {e}"),
-                    )
-                },
+                Err(e) => not_json(e),
                 Ok(_) => site.shape_error(status, e),
             }
         });

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::HuaweiProvider;
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::wire::{newest_complete, Text};
+use crate::cloud::wire::{self, newest_complete, Number, Text};
 use crate::cloud::{CallContext, FetchItem, FetchOutcome, Point, Resource};
 use crate::mapping::{MonitorTarget, ProductCloudSpec};
 
@@ -76,7 +76,7 @@ struct RequestDimension<'a> {
 #[derive(Debug, Default, Deserialize)]
 pub struct BatchAnswer {
     /// One per metric asked for, in any order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub metrics: Vec<MetricData>,
 }
 
@@ -87,10 +87,10 @@ pub struct MetricData {
     #[serde(default)]
     pub metric_name: Text,
     /// Its dimensions (an answer may reorder them).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub dimensions: Vec<AnswerDimension>,
     /// Its points.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub datapoints: Vec<Datapoint>,
 }
 
@@ -109,30 +109,46 @@ pub struct AnswerDimension {
 #[derive(Debug, Default, Deserialize)]
 pub struct Datapoint {
     /// Unix ms.
-    pub timestamp: Option<i64>,
+    #[serde(default)]
+    pub timestamp: Number,
     /// `filter=average`.
-    pub average: Option<f64>,
+    #[serde(default)]
+    pub average: Number,
     /// `filter=max`.
-    pub max: Option<f64>,
+    #[serde(default)]
+    pub max: Number,
     /// `filter=min`.
-    pub min: Option<f64>,
+    #[serde(default)]
+    pub min: Number,
     /// `filter=sum`.
-    pub sum: Option<f64>,
+    #[serde(default)]
+    pub sum: Number,
     /// `filter=variance`.
-    pub variance: Option<f64>,
+    #[serde(default)]
+    pub variance: Number,
 }
 
 impl Datapoint {
     /// The value of a `filter` statistic.
     pub fn statistic(&self, filter: &str) -> Option<f64> {
         match filter {
-            "average" => self.average,
-            "max" => self.max,
-            "min" => self.min,
-            "sum" => self.sum,
-            "variance" => self.variance,
+            "average" => self.average.0,
+            "max" => self.max.0,
+            "min" => self.min.0,
+            "sum" => self.sum.0,
+            "variance" => self.variance.0,
             _ => None,
         }
+    }
+}
+
+impl MetricData {
+    /// Its points of a `filter` statistic, (timestamp ms, value), leaving out those without a
+    /// time or that value.
+    pub fn points<'a>(&'a self, filter: &'a str) -> impl Iterator<Item = (i64, f64)> + 'a {
+        self.datapoints
+            .iter()
+            .filter_map(move |d| Some((d.timestamp.0? as i64, d.statistic(filter)?)))
     }
 }
 
@@ -290,11 +306,7 @@ pub async fn fetch(
             let Some(asking) = asked.get(&match_key(m.metric_name.as_str(), dims)) else {
                 continue;
             };
-            let points = m
-                .datapoints
-                .iter()
-                .filter_map(|d| Some((d.timestamp?, d.statistic(&filter)?)));
-            let Some((ts, value)) = newest_complete(points, p_ms, now_ms) else {
+            let Some((ts, value)) = newest_complete(m.points(&filter), p_ms, now_ms) else {
                 continue;
             };
             for pair in asking {
@@ -316,6 +328,30 @@ pub async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_values_lose_their_point_not_the_answer() {
+        let site = crate::cloud::http::CallSite {
+            cloud: crate::cloud::Cloud::Huawei,
+            api: "BatchListMetricData",
+            region: "cn-north-4",
+        };
+        let body = br#"{"metrics":[
+            {"metric_name":"m_in","dimensions":null,"datapoints":null},
+            "x",
+            {"metric_name":"m_out","dimensions":[{"name":"lbaas_instance_id","value":"e1"},[]],
+             "datapoints":[{"timestamp":"1735689600000","average":"4"},{"timestamp":null,"average":5},
+               {"timestamp":1735689660000,"average":{"v":1}},7]}]}"#;
+        let a: BatchAnswer = super::super::parse_answer_as(site, 200, body).unwrap();
+        assert_eq!(a.metrics.len(), 2);
+        assert_eq!(a.metrics[1].dimensions.len(), 1);
+        assert_eq!(
+            a.metrics[1].points("average").collect::<Vec<_>>(),
+            [(1_735_689_600_000, 4.0)]
+        );
+        let e = super::super::parse_answer_as::<BatchAnswer>(site, 200, b"[]").unwrap_err();
+        assert_eq!(e.class, crate::cloud::ErrorClass::BadResponse);
+    }
 
     #[test]
     fn a_request_is_written_as_a_json_value_writes_it() {
@@ -366,6 +402,10 @@ mod tests {
         );
         assert_eq!(asked, got);
         assert_eq!(m.datapoints[0].statistic("average"), Some(4.0));
+        assert_eq!(
+            m.points("average").collect::<Vec<_>>(),
+            [(1_735_689_600_000, 4.0)]
+        );
         assert_eq!(m.datapoints[1].statistic("average"), None);
         assert_eq!(m.datapoints[1].statistic("max"), Some(9.0));
     }

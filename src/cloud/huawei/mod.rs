@@ -397,7 +397,7 @@ pub fn parse_answer_as<T: DeserializeOwned>(
     status: u16,
     body: &[u8],
 ) -> Result<T, CloudError> {
-    if (200..300).contains(&status) {
+    if (200..300).contains(&status) && crate::cloud::wire::is_json_object(body) {
         if let Ok(t) = serde_json::from_slice::<T>(body) {
             return Ok(t);
         }

@@ -387,7 +387,7 @@ pub fn parse_response_as<T: ApiAnswer>(
     status: u16,
     body: &[u8],
 ) -> Result<T, CloudError> {
-    if status == 200 {
+    if status == 200 && crate::cloud::wire::is_json_object(body) {
         if let Ok(Envelope { response }) = serde_json::from_slice::<Envelope<T>>(body) {
             if !response.has_error() {
                 return Ok(response);

@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::{is_batch_too_large, value_string, Api, ApiAnswer, TencentProvider};
 use crate::cloud::period::{choose_period, window};
-use crate::cloud::wire::{newest_complete, NameValue, Text};
+use crate::cloud::wire::{self, newest_complete, NameValue, Number, Text};
 use crate::cloud::{CallContext, CloudError, FetchItem, FetchOutcome, NewestPoints, Resource};
 use crate::mapping::ProductCloudSpec;
 use crate::util::UtcTime;
@@ -167,7 +167,7 @@ pub struct MonitorData {
     #[serde(default)]
     pub period: Option<Text>,
     /// One per instance that has data.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub data_points: Vec<DataPoint>,
     /// Present when the call failed.
     #[serde(default)]
@@ -185,14 +185,14 @@ impl ApiAnswer for MonitorData {
 #[serde(rename_all = "PascalCase")]
 pub struct DataPoint {
     /// The instance's dimensions, as asked for (or only its ID dimension).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "wire::objects")]
     pub dimensions: Vec<NameValue>,
     /// Seconds since the epoch, start of each point's period.
-    #[serde(default)]
-    pub timestamps: Vec<Option<f64>>,
+    #[serde(default, deserialize_with = "wire::list")]
+    pub timestamps: Vec<Number>,
     /// A value per timestamp; null where there is none.
-    #[serde(default)]
-    pub values: Vec<Option<f64>>,
+    #[serde(default, deserialize_with = "wire::list")]
+    pub values: Vec<Number>,
 }
 
 impl DataPoint {
@@ -205,12 +205,12 @@ impl DataPoint {
     }
 
     /// The newest point whose period has ended: (timestamp ms, value).
-    fn newest_complete(&self, period_ms: i64, now_ms: i64) -> Option<(i64, f64)> {
+    pub fn newest_complete(&self, period_ms: i64, now_ms: i64) -> Option<(i64, f64)> {
         let points = self
             .timestamps
             .iter()
             .zip(&self.values)
-            .filter_map(|(t, v)| Some(((((*t)?) * 1000.0) as i64, (*v)?)));
+            .filter_map(|(t, v)| Some(((t.0? * 1000.0) as i64, v.0?)));
         newest_complete(points, period_ms, now_ms)
     }
 }
@@ -579,6 +579,33 @@ mod tests {
             dp.newest_complete(60_000, 1_765_072_979_999),
             Some((1_765_072_800_000, 3.0))
         );
+    }
+
+    #[test]
+    fn odd_values_lose_their_point_not_the_answer() {
+        let site = crate::cloud::http::CallSite {
+            cloud: crate::cloud::Cloud::Tencent,
+            api: "GetMonitorData",
+            region: "ap-guangzhou",
+        };
+        let body = br#"{"Response":{"Period":60,"RequestId":"r1","DataPoints":[
+            {"Dimensions":null,"Timestamps":null,"Values":null},
+            "not an instance",
+            {"Dimensions":[{"Name":"vip","Value":"1.2.3.4"},7],
+             "Timestamps":[1765072800,"1765072860",{"t":1}],"Values":[3,"4.5",6]}]}}"#;
+        let a: MonitorData = super::super::parse_response_as(site, 200, body).unwrap();
+        assert_eq!(a.data_points.len(), 2);
+        assert!(a.data_points[0].newest_complete(60_000, i64::MAX).is_none());
+        let dp = &a.data_points[1];
+        assert_eq!(dp.dimension("vip"), Some("1.2.3.4"));
+        // The third timestamp is unreadable: its point is lost, the second one is newest.
+        assert_eq!(
+            dp.newest_complete(60_000, 1_765_073_000_000),
+            Some((1_765_072_860_000, 4.5))
+        );
+        // A 200 whose body is an array is no success.
+        let e = super::super::parse_response_as::<MonitorData>(site, 200, b"[]").unwrap_err();
+        assert_eq!(e.class, crate::cloud::ErrorClass::BadResponse);
     }
 
     #[test]

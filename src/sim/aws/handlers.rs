@@ -1,7 +1,8 @@
 //! The simulated AWS APIs' answers: CloudWatch GetMetricData (JSON 1.0, 500-query limit,
 //! values from [`crate::sim::values`] with the query's statistic), ELBv2 and classic ELB
-//! listings (Marker paging, 400 a page) and DescribeTags (20 per call), EC2 DescribeRegions,
-//! STS AssumeRole and S3 ListBuckets / GetBucketLocation / GetBucketTagging.
+//! listings (Marker paging, 400 a page) and DescribeTags (20 per call), the Resource Groups
+//! Tagging API's GetResources (JSON 1.1, 100 a page), EC2 DescribeRegions, STS AssumeRole and
+//! S3 ListBuckets / GetBucketLocation / GetBucketTagging.
 
 use serde_json::{json, Value};
 
@@ -210,6 +211,94 @@ pub fn elb(
             format!("Could not find operation {other} for version {version}."),
         )),
     }
+}
+
+/// The ARN of a simulated load balancer (ELBv2 or classic) or bucket.
+fn arn_of(account: &SimAccount, r: &SimResource) -> Option<String> {
+    match r.product()? {
+        Product::Clb => Some(format!(
+            "arn:aws:elasticloadbalancing:{}:{}:loadbalancer/{}",
+            r.region, account.account_id, r.id
+        )),
+        Product::S3 => Some(format!("arn:aws:s3:::{}", r.id)),
+        _ => elbv2_arn(account, r),
+    }
+}
+
+/// Resource Groups Tagging API GetResources: the region's tagged load balancers and buckets,
+/// sorted by ARN, `ResourcesPerPage` (1–100, default 50) a page, `PaginationToken` the offset
+/// of the next page (empty on the last). Resources without tags are left out, as the API does.
+pub fn get_resources(
+    account: &SimAccount,
+    region: &str,
+    body: &[u8],
+) -> Result<SimResponse, Failure> {
+    let invalid = |m: &str| fail(400, "InvalidParameterException", m);
+    let req: Value = serde_json::from_slice(body).map_err(|_| invalid("The body is not JSON."))?;
+    let per_page = match req.get("ResourcesPerPage") {
+        None => 50,
+        Some(v) => match v.as_u64() {
+            Some(n @ 1..=100) => n as usize,
+            _ => return Err(invalid("ResourcesPerPage must be between 1 and 100.")),
+        },
+    };
+    let filters: Vec<&str> = req
+        .get("ResourceTypeFilters")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    // A filter names a service or a service:type.
+    let wanted = |p: Product| {
+        let names: &[&str] = if p == Product::S3 {
+            &["s3", "s3:bucket"]
+        } else {
+            &["elasticloadbalancing", "elasticloadbalancing:loadbalancer"]
+        };
+        filters.is_empty() || filters.iter().any(|f| names.contains(f))
+    };
+    let mut tagged: Vec<(String, &SimResource)> = account
+        .resources
+        .iter()
+        .filter(|r| r.region == region && !r.tags.is_empty())
+        .filter(|r| r.product().is_some_and(wanted))
+        .filter_map(|r| Some((arn_of(account, r)?, r)))
+        .collect();
+    tagged.sort_by(|a, b| a.0.cmp(&b.0));
+    let start = match req.get("PaginationToken").and_then(Value::as_str) {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .ok()
+            .filter(|&s| s <= tagged.len())
+            .ok_or_else(|| {
+                fail(
+                    400,
+                    "PaginationTokenExpiredException",
+                    "The token is not valid.",
+                )
+            })?,
+    };
+    let end = (start + per_page).min(tagged.len());
+    let list: Vec<Value> = tagged[start..end]
+        .iter()
+        .map(|(arn, r)| {
+            let tags: Vec<Value> = r
+                .tags
+                .iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect();
+            json!({"ResourceARN": arn, "Tags": tags})
+        })
+        .collect();
+    let token = if end < tagged.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    Ok(SimResponse::json(
+        200,
+        &json!({"PaginationToken": token, "ResourceTagMappingList": list}),
+    ))
 }
 
 /// EC2 DescribeRegions (its own XML shape: `regionInfo/item`).

@@ -69,15 +69,29 @@ pub fn is_aws(req: &SimRequest) -> bool {
 #[derive(Clone, Copy, PartialEq)]
 enum Shape {
     Query,
+    /// CloudWatch's JSON 1.0 (`__type` with the Granite prefix).
     Json,
+    /// The Tagging API's JSON 1.1 (bare `__type`).
+    Json11,
     S3,
 }
 
 fn shape_of(service: &str) -> Shape {
     match service {
         "monitoring" => Shape::Json,
+        "tagging" => Shape::Json11,
         "s3" => Shape::S3,
         _ => Shape::Query,
+    }
+}
+
+/// The throttling error of each shape.
+fn throttled(shape: Shape) -> SimResponse {
+    match shape {
+        Shape::S3 => error(shape, 503, "SlowDown", "Please reduce your request rate."),
+        Shape::Json => error(shape, 400, "ThrottlingException", "Rate exceeded"),
+        Shape::Json11 => error(shape, 400, "ThrottledException", "Rate exceeded"),
+        Shape::Query => error(shape, 400, "Throttling", "Rate exceeded"),
     }
 }
 
@@ -88,6 +102,7 @@ fn error(shape: Shape, status: u16, code: &str, message: &str) -> SimResponse {
             status,
             &json!({"__type": format!("GraniteServiceVersion20100801#{code}"), "message": message}),
         ),
+        Shape::Json11 => SimResponse::json(status, &json!({"__type": code, "Message": message})),
         Shape::Query => SimResponse::xml(
             status,
             format!("<ErrorResponse xmlns=\"http://webservices.amazon.com/AWSFault/2005-15-09\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>{id}</RequestId></ErrorResponse>"),
@@ -102,7 +117,7 @@ fn error(shape: Shape, status: u16, code: &str, message: &str) -> SimResponse {
 /// The counted API of a request: `<service>.<Action>`.
 fn api_of(service: &str, req: &SimRequest, form: &[(String, String)]) -> String {
     let action = match service {
-        "monitoring" => req
+        "monitoring" | "tagging" => req
             .header("x-amz-target")
             .and_then(|t| t.rsplit('.').next())
             .unwrap_or("")
@@ -172,13 +187,7 @@ pub async fn handle(state: &SimState, req: &SimRequest) -> SimResponse {
 
 async fn fault(state: &SimState, api: &str, shape: Shape) -> Option<SimResponse> {
     super::injected_fault(state, api, |kind| match kind {
-        FaultKind::Throttle if shape == Shape::S3 => {
-            error(shape, 503, "SlowDown", "Please reduce your request rate.")
-        }
-        FaultKind::Throttle if shape == Shape::Json => {
-            error(shape, 400, "ThrottlingException", "Rate exceeded")
-        }
-        FaultKind::Throttle => error(shape, 400, "Throttling", "Rate exceeded"),
+        FaultKind::Throttle => throttled(shape),
         FaultKind::AuthFailure => error(
             shape,
             403,
@@ -314,11 +323,7 @@ fn verify_and_dispatch(
         );
     }
     if !state.within_quota(&account.account_id, api) {
-        return match shape {
-            Shape::S3 => error(shape, 503, "SlowDown", "Please reduce your request rate."),
-            Shape::Json => error(shape, 400, "ThrottlingException", "Rate exceeded"),
-            Shape::Query => error(shape, 400, "Throttling", "Rate exceeded"),
-        };
+        return throttled(shape);
     }
     if shape != Shape::S3
         && service != "sts"
@@ -335,6 +340,7 @@ fn verify_and_dispatch(
     let r = match service {
         "monitoring" => handlers::get_metric_data(state, account, region, &req.body),
         "elasticloadbalancing" => handlers::elb(account, region, form),
+        "tagging" => handlers::get_resources(account, region, &req.body),
         "ec2" => handlers::describe_regions(&estate),
         "sts" => handlers::assume_role(state, &estate, form),
         "s3" => handlers::s3(account, req),
