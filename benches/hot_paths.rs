@@ -49,7 +49,7 @@ fn snapshot(mappings: &MappingSet, series: usize) -> Snapshot {
                 .map(|r| Sample {
                     family,
                     resource: r as u32,
-                    extra: Box::new([]),
+                    extra: Arc::new([]),
                     value: (r as f64) * 1.5,
                 })
                 .collect();

@@ -36,6 +36,7 @@ pub mod cost;
 pub mod discovery;
 pub mod logging;
 pub mod mapping;
+pub mod memory;
 pub mod reload;
 pub mod render;
 pub mod scrape;

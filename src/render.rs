@@ -4,7 +4,7 @@
 //! ([`SelfMetrics`]). It is written in chunks, so `/metrics` streams it instead of holding it
 //! whole. Output is deterministic: families sorted by name, series by labels.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,9 @@ pub struct Sample {
     pub family: usize,
     /// Index of the resource in the job's [`JobResult::resources`].
     pub resource: u32,
-    /// Values of the family's own labels, in the family's order (most families have none).
-    pub extra: Box<[Box<str>]>,
+    /// Values of the family's own labels, in the family's order (most families have none);
+    /// shared by the samples of one item when the item names them all itself.
+    pub extra: Arc<[Box<str>]>,
     /// The value in base units.
     pub value: f64,
 }
@@ -594,12 +595,33 @@ impl Sink<'_> {
     }
 }
 
+/// A cloud family's series, not yet sorted: a family is sorted when it is written, so only
+/// one family's sorted copy exists at a time.
+struct CloudSeries<'a> {
+    family: &'a crate::mapping::FamilySpec,
+    series: Vec<Series<'a>>,
+}
+
+impl<'a> CloudSeries<'a> {
+    /// The family, sorted and ready to write.
+    fn build(self) -> GaugeFamily<'a, Series<'a>> {
+        let mut labels: Vec<&str> = COMMON_LABELS.to_vec();
+        labels.extend(self.family.labels.iter().map(String::as_str));
+        GaugeFamily::new(&self.family.name, &self.family.help, labels, self.series)
+    }
+}
+
 /// The cloud families of a snapshot, by family index.
-fn cloud_families<'a>(
-    snapshot: &'a Snapshot,
-    mappings: &'a MappingSet,
-) -> Vec<GaugeFamily<'a, Series<'a>>> {
-    let mut by_family: BTreeMap<usize, Vec<Series<'a>>> = BTreeMap::new();
+fn cloud_families<'a>(snapshot: &'a Snapshot, mappings: &'a MappingSet) -> Vec<CloudSeries<'a>> {
+    // Counted first, so each family's list is allocated once at its size.
+    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
+    for s in snapshot.jobs.iter().flat_map(|j| &j.samples) {
+        *counts.entry(s.family).or_default() += 1;
+    }
+    let mut by_family: BTreeMap<usize, Vec<Series<'a>>> = counts
+        .into_iter()
+        .map(|(family, n)| (family, Vec::with_capacity(n)))
+        .collect();
     for job in &snapshot.jobs {
         let code_names: Vec<&str> = job.resources.iter().map(Resource::code_name).collect();
         for s in &job.samples {
@@ -613,10 +635,10 @@ fn cloud_families<'a>(
     by_family
         .into_iter()
         .filter_map(|(idx, series)| {
-            let fam = mappings.families.get(idx)?;
-            let mut labels: Vec<&str> = COMMON_LABELS.to_vec();
-            labels.extend(fam.labels.iter().map(String::as_str));
-            Some(GaugeFamily::new(&fam.name, &fam.help, labels, series))
+            Some(CloudSeries {
+                family: mappings.families.get(idx)?,
+                series,
+            })
         })
         .collect()
 }
@@ -657,36 +679,81 @@ fn job_families(snapshot: &Snapshot) -> Vec<GaugeFamily<'_, JobRow<'_>>> {
     ]
 }
 
-/// Label names of the resource-info family: the common ones, `name`, the attribute labels
-/// (never shadowing the fixed ones) and the union of the tag labels (one schema for the
-/// family).
-fn info_label_names(snapshot: &Snapshot) -> (Vec<String>, Vec<String>) {
-    let mut tag_keys: BTreeSet<String> = BTreeSet::new();
-    let mut attribute_keys: BTreeSet<String> = BTreeSet::new();
-    for job in &snapshot.jobs {
-        for r in job.resources.iter() {
-            tag_keys.extend(r.tags.keys().map(|k| tag_label(k)));
-            attribute_keys.extend(r.attributes.keys().map(|k| attribute_label(k)));
+/// The labels of the resource-info family beyond the common ones and `name`: the attribute
+/// labels (never shadowing the fixed ones) and the union of the tag labels (one schema for the
+/// family), with the label of every attribute and tag key seen, worked out once per key
+/// rather than once per resource.
+struct InfoLabels<'a> {
+    attribute_labels: Vec<String>,
+    tag_labels: Vec<String>,
+    label_of_attribute: HashMap<&'a str, String>,
+    label_of_tag: HashMap<&'a str, String>,
+}
+
+impl<'a> InfoLabels<'a> {
+    fn of(snapshot: &'a Snapshot) -> InfoLabels<'a> {
+        let mut label_of_attribute: HashMap<&str, String> = HashMap::new();
+        let mut label_of_tag: HashMap<&str, String> = HashMap::new();
+        for r in snapshot.jobs.iter().flat_map(|j| j.resources.iter()) {
+            for k in r.attributes.keys() {
+                if !label_of_attribute.contains_key(k.as_str()) {
+                    label_of_attribute.insert(k, attribute_label(k));
+                }
+            }
+            for k in r.tags.keys() {
+                if !label_of_tag.contains_key(k.as_str()) {
+                    label_of_tag.insert(k, tag_label(k));
+                }
+            }
+        }
+        let attribute_labels: BTreeSet<&String> = label_of_attribute
+            .values()
+            .filter(|k| !COMMON_LABELS.contains(&k.as_str()) && *k != "name")
+            .collect();
+        let tag_labels: BTreeSet<&String> = label_of_tag.values().collect();
+        InfoLabels {
+            attribute_labels: attribute_labels.into_iter().cloned().collect(),
+            tag_labels: tag_labels.into_iter().cloned().collect(),
+            label_of_attribute,
+            label_of_tag,
         }
     }
-    let attribute_keys = attribute_keys
-        .into_iter()
-        .filter(|k| !COMMON_LABELS.contains(&k.as_str()) && k != "name")
-        .collect();
-    (attribute_keys, tag_keys.into_iter().collect())
+
+    /// The values of `labels` from a resource's keyed values; several keys may sanitise to one
+    /// label, and then the first key in order wins.
+    fn values_into(
+        out: &mut Vec<&'a str>,
+        labels: &[String],
+        label_of: &HashMap<&'a str, String>,
+        keyed: &'a BTreeMap<String, String>,
+    ) {
+        let by_label: Vec<(&str, &str)> = keyed
+            .iter()
+            .filter_map(|(k, v)| Some((label_of.get(k.as_str())?.as_str(), v.as_str())))
+            .collect();
+        out.extend(labels.iter().map(|l| {
+            by_label
+                .iter()
+                .find(|(label, _)| label == l)
+                .map_or("", |(_, v)| *v)
+        }));
+    }
 }
+
+/// The name of the resource-info family.
+const INFO_FAMILY: &str = "multicloud_resource_info";
 
 /// The resource-info family: every discovered resource with its name, attributes and tags.
 fn info_family<'a>(
     snapshot: &'a Snapshot,
-    attribute_keys: &'a [String],
-    tag_keys: &'a [String],
+    info: &'a InfoLabels<'a>,
 ) -> GaugeFamily<'a, InfoRow<'a>> {
     let mut labels: Vec<&str> = COMMON_LABELS.to_vec();
     labels.push("name");
-    labels.extend(attribute_keys.iter().map(String::as_str));
-    labels.extend(tag_keys.iter().map(String::as_str));
-    let mut rows = Vec::new();
+    labels.extend(info.attribute_labels.iter().map(String::as_str));
+    labels.extend(info.tag_labels.iter().map(String::as_str));
+    let resources: usize = snapshot.jobs.iter().map(|j| j.resources.len()).sum();
+    let mut rows = Vec::with_capacity(resources);
     for job in &snapshot.jobs {
         for r in job.resources.iter() {
             let mut values: Vec<&str> = Vec::with_capacity(labels.len());
@@ -699,26 +766,18 @@ fn info_family<'a>(
                 r.code_name(),
                 r.name.as_str(),
             ]);
-            // Several keys may sanitise to one label: the first key in order wins.
-            let mut attributes: BTreeMap<String, &str> = BTreeMap::new();
-            for (k, v) in &r.attributes {
-                attributes.entry(attribute_label(k)).or_insert(v.as_str());
-            }
-            values.extend(
-                attribute_keys
-                    .iter()
-                    .map(|k| attributes.get(k).copied().unwrap_or("")),
+            InfoLabels::values_into(
+                &mut values,
+                &info.attribute_labels,
+                &info.label_of_attribute,
+                &r.attributes,
             );
-            let mut tags: BTreeMap<String, &str> = BTreeMap::new();
-            for (k, v) in &r.tags {
-                tags.entry(tag_label(k)).or_insert(v.as_str());
-            }
-            values.extend(tag_keys.iter().map(|k| tags.get(k).copied().unwrap_or("")));
+            InfoLabels::values_into(&mut values, &info.tag_labels, &info.label_of_tag, &r.tags);
             rows.push(InfoRow(values));
         }
     }
     GaugeFamily::new(
-        "multicloud_resource_info",
+        INFO_FAMILY,
         "Every discovered resource, with its name, what discovery learnt that names it in the monitor (vip, vpc_id, appid, …) and all its tags as tag_<key> labels; the value is always 1.",
         labels,
         rows,
@@ -750,22 +809,23 @@ pub fn write_exposition(
     chunk: usize,
     emit: &mut dyn FnMut(String),
 ) {
+    // The large families (cloud series, resource info) are sorted or built only when their
+    // turn comes, and freed once written: the peak is the largest family, not all of them.
     enum Part<'a> {
         Text(&'a str),
-        Cloud(GaugeFamily<'a, Series<'a>>),
+        Cloud(CloudSeries<'a>),
         Job(GaugeFamily<'a, JobRow<'a>>),
-        Info(GaugeFamily<'a, InfoRow<'a>>),
+        Info,
     }
-    let (attribute_keys, tag_keys) = info_label_names(snapshot);
+    let info_labels = InfoLabels::of(snapshot);
     let mut parts: BTreeMap<&str, Part<'_>> = BTreeMap::new();
     for fam in cloud_families(snapshot, mappings) {
-        parts.insert(fam.name, Part::Cloud(fam));
+        parts.insert(&fam.family.name, Part::Cloud(fam));
     }
     for fam in job_families(snapshot) {
         parts.insert(fam.name, Part::Job(fam));
     }
-    let info = info_family(snapshot, &attribute_keys, &tag_keys);
-    parts.insert(info.name, Part::Info(info));
+    parts.insert(INFO_FAMILY, Part::Info);
     // Cloud family names begin with their product (`clb_`), the others with `multicloud_`:
     // they never meet, and if they did the self-metric would win (one name, one family).
     for (name, text) in self_metric_texts {
@@ -776,15 +836,15 @@ pub fn write_exposition(
         chunk,
         emit,
     };
-    for part in parts.values() {
+    for part in parts.into_values() {
         match part {
             Part::Text(text) => {
                 sink.buf.push_str(text);
                 sink.flush_if_full();
             }
-            Part::Cloud(fam) => fam.write(&mut sink),
+            Part::Cloud(series) => series.build().write(&mut sink),
             Part::Job(fam) => fam.write(&mut sink),
-            Part::Info(fam) => fam.write(&mut sink),
+            Part::Info => info_family(snapshot, &info_labels).write(&mut sink),
         }
     }
     sink.finish();
@@ -911,10 +971,11 @@ mod tests {
         TextEncoder::new()
             .encode(&registry.gather(), &mut want)
             .unwrap();
-        let families = cloud_families(&snapshot, &mappings);
+        let mut families = cloud_families(&snapshot, &mappings);
         assert_eq!(families.len(), 1);
-        assert_eq!(families[0].name, fam.name);
-        assert_eq!(families[0].series.len(), 5, "the duplicate is dropped");
+        let family = families.remove(0).build();
+        assert_eq!(family.name, fam.name);
+        assert_eq!(family.series.len(), 5, "the duplicate is dropped");
         let mut got = String::new();
         let mut emit = |chunk: String| got.push_str(&chunk);
         let mut sink = Sink {
@@ -922,7 +983,7 @@ mod tests {
             chunk: 100,
             emit: &mut emit,
         };
-        families[0].write(&mut sink);
+        family.write(&mut sink);
         sink.finish();
         assert_eq!(got, String::from_utf8(want).unwrap());
         assert!(got.contains("} 1\n"), "the first of the duplicates is kept");

@@ -158,8 +158,16 @@ impl Collector {
                                 .instrument(span)
                                 .await,
                         );
-                        *lock(&inner.last) =
-                            Some((started, rt2_for_last, made_under, snap.clone()));
+                        let previous = lock(&inner.last).replace((
+                            started,
+                            rt2_for_last,
+                            made_under,
+                            snap.clone(),
+                        ));
+                        // The answers and points of this collection, and the result it
+                        // replaces, are freed: their pages go back to the system.
+                        drop(previous);
+                        crate::memory::release_free_pages();
                         snap
                     });
                     let fut: InFlight = async move {

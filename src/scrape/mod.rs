@@ -538,13 +538,24 @@ fn job_result(
     if let Some(e) = &first_error {
         debug!(error = %e, "discovery refresh failed; serving the previous resources");
     }
-    let mut samples = Vec::new();
+    // A point makes at most one sample: sized once, not grown by doubling.
+    let mut samples = Vec::with_capacity(outcome.points.len());
     let mut min_period_s = 0;
     let calls = outcome.calls;
     if let Some(e) = outcome.errors.first() {
         debug!(failed_calls = outcome.errors.len(), error = %e, "monitor calls failed");
         first_error.get_or_insert_with(|| e.clone());
     }
+    // An item that names all its family's own labels itself (or whose family has none) gives
+    // every sample the same values: made once per item, shared.
+    let shared_extra: Vec<Option<Arc<[Box<str>]>>> = items
+        .iter()
+        .map(|item| {
+            let labels = &rt.mappings.families[item.family].labels;
+            let own = |l: &String| item.source.labels.get(l).map(|v| Box::from(v.as_str()));
+            labels.iter().map(own).collect()
+        })
+        .collect();
     for p in outcome.points {
         if min_period_s == 0 || p.period_s < min_period_s {
             min_period_s = p.period_s;
@@ -558,24 +569,27 @@ fn job_result(
         }
         // The common labels come from the job and the resource when the exposition is
         // written; a sample keeps only what is its own.
-        let extra: Box<[Box<str>]> = fam
-            .labels
-            .iter()
-            .map(|l| {
-                item.source
-                    .labels
-                    .get(l)
-                    .map(String::as_str)
-                    .or_else(|| {
-                        p.dimensions
-                            .iter()
-                            .find(|(k, _)| k == l)
-                            .map(|(_, v)| v.as_str())
-                    })
-                    .unwrap_or_default()
-                    .into()
-            })
-            .collect();
+        let extra: Arc<[Box<str>]> = if let Some(shared) = &shared_extra[p.item] {
+            shared.clone()
+        } else {
+            fam.labels
+                .iter()
+                .map(|l| {
+                    item.source
+                        .labels
+                        .get(l)
+                        .map(String::as_str)
+                        .or_else(|| {
+                            p.dimensions
+                                .iter()
+                                .find(|(k, _)| k == l)
+                                .map(|(_, v)| v.as_str())
+                        })
+                        .unwrap_or_default()
+                        .into()
+                })
+                .collect()
+        };
         samples.push(Sample {
             family: item.family,
             resource,

@@ -203,9 +203,18 @@ struct GetMetricDataRequest<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct MetricDataQuery<'a> {
-    id: String,
+    id: QueryId,
     metric_stat: MetricStat<'a>,
     return_data: bool,
+}
+
+/// A query's `Id`, `m<n>`: written straight into the request, never built as a string.
+struct QueryId(usize);
+
+impl Serialize for QueryId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("m{}", self.0))
+    }
 }
 
 /// Its `MetricStat`.
@@ -454,7 +463,7 @@ fn query_of<'a>(
         .map(|(k, v)| Dimension { name: k, value: v })
         .collect();
     Some(MetricDataQuery {
-        id: format!("m{n}"),
+        id: QueryId(n),
         metric_stat: MetricStat {
             metric: MetricName {
                 dimensions,
@@ -507,7 +516,7 @@ mod tests {
     #[test]
     fn a_request_is_written_as_boto3_writes_it() {
         let queries = [MetricDataQuery {
-            id: "m0".into(),
+            id: QueryId(0),
             metric_stat: MetricStat {
                 metric: MetricName {
                     dimensions: vec![Dimension {

@@ -161,7 +161,7 @@ impl AwsProvider {
         path: &str,
         query: &[(String, String)],
         mut headers: Vec<(String, String)>,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         deadline: Instant,
     ) -> Result<http::RawResponse, CloudError> {
         let time = self.shared.clock.now_s();
@@ -236,7 +236,8 @@ impl AwsProvider {
             ("Version".to_string(), api.version.to_string()),
         ];
         form.extend(params.iter().cloned());
-        let body = encode_query(&form).into_bytes();
+        // Shared, not copied, by every attempt.
+        let body = bytes::Bytes::from(encode_query(&form).into_bytes());
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let base = self.base_url(api.service, region);
             let raw = self
@@ -281,6 +282,8 @@ impl AwsProvider {
             headers.push(("x-amzn-query-mode".into(), "true".into()));
         }
         let service = api.service;
+        // Shared, not copied, by every attempt.
+        let payload = bytes::Bytes::from(payload);
         let creds = self.credentials(deadline).await?;
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let base = self.base_url(service, region);
@@ -343,7 +346,7 @@ impl AwsProvider {
                     &path,
                     query,
                     Vec::new(),
-                    Vec::new(),
+                    bytes::Bytes::new(),
                     deadline,
                 )
                 .await?;

@@ -216,7 +216,8 @@ impl HuaweiProvider {
             region,
         };
         let has_body = body.is_some();
-        let payload = body.unwrap_or_default();
+        // Shared, not copied, by every attempt.
+        let payload = bytes::Bytes::from(body.unwrap_or_default());
         http::call(&self.shared, site, &self.account_id, deadline, || async {
             let base = self.base_url(service, region);
             let date = UtcTime::from_unix(self.shared.clock.now_s()).basic();

@@ -195,6 +195,8 @@ impl TencentProvider {
             api: api.action,
             region,
         };
+        // Shared, not copied, by every attempt.
+        let payload = bytes::Bytes::from(payload);
         http::call(&self.shared, site, &self.account_id, deadline, || {
             self.call_once(api, site, region, &payload, deadline)
         })
@@ -206,7 +208,7 @@ impl TencentProvider {
         api: Api,
         site: CallSite<'_>,
         region: &str,
-        payload: &[u8],
+        payload: &bytes::Bytes,
         deadline: Instant,
     ) -> Result<T, CloudError> {
         let base = self.base_url(api.service);
@@ -239,7 +241,7 @@ impl TencentProvider {
             .header("x-tc-action", api.action)
             .header("x-tc-version", api.version)
             .header("x-tc-timestamp", timestamp.to_string())
-            .body(payload.to_vec());
+            .body(payload.clone());
         if !region.is_empty() {
             req = req.header("x-tc-region", region);
         }
