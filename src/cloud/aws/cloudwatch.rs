@@ -230,9 +230,23 @@ struct MetricStat<'a> {
 #[derive(Serialize)]
 #[serde(rename_all = "PascalCase")]
 struct MetricName<'a> {
-    dimensions: Vec<Dimension<'a>>,
+    dimensions: Dimensions<'a>,
     metric_name: &'a str,
     namespace: &'a str,
+}
+
+/// A query's `Dimensions`: the resource's, then the metric's fixed ones (S3 `StorageType`),
+/// written straight from both rather than collected into a list per query.
+struct Dimensions<'a> {
+    resource: &'a [(String, String)],
+    fixed: &'a BTreeMap<String, String>,
+}
+
+impl Serialize for Dimensions<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let all = self.resource.iter().map(|(k, v)| (k, v)).chain(self.fixed);
+        s.collect_seq(all.map(|(k, v)| Dimension { name: k, value: v }))
+    }
 }
 
 /// One `Dimension`.
@@ -455,13 +469,10 @@ fn query_of<'a>(
 ) -> Option<MetricDataQuery<'a>> {
     let src: &'a crate::mapping::SourceSpec = &part.items[q.item].source;
     let target = targets[q.part][q.resource].as_ref()?;
-    let dimensions = target
-        .dimensions
-        .iter()
-        .map(|(k, v)| (k, v))
-        .chain(&src.query_dimensions)
-        .map(|(k, v)| Dimension { name: k, value: v })
-        .collect();
+    let dimensions = Dimensions {
+        resource: &target.dimensions,
+        fixed: &src.query_dimensions,
+    };
     Some(MetricDataQuery {
         id: QueryId(n),
         metric_stat: MetricStat {
@@ -515,14 +526,19 @@ mod tests {
 
     #[test]
     fn a_request_is_written_as_boto3_writes_it() {
+        let resource = [(
+            "LoadBalancer".to_string(),
+            "app/web/50dc6c495c0c9188".to_string(),
+        )];
+        let fixed = BTreeMap::new();
         let queries = [MetricDataQuery {
             id: QueryId(0),
             metric_stat: MetricStat {
                 metric: MetricName {
-                    dimensions: vec![Dimension {
-                        name: "LoadBalancer",
-                        value: "app/web/50dc6c495c0c9188",
-                    }],
+                    dimensions: Dimensions {
+                        resource: &resource,
+                        fixed: &fixed,
+                    },
                     metric_name: "ActiveConnectionCount",
                     namespace: "AWS/ApplicationELB",
                 },
