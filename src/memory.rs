@@ -2,8 +2,8 @@
 //! allocates its own arena (up to eight per core) and keeps freed pages in each. A scrape
 //! allocates on every worker and blocking thread, so the freed memory of one phase sat in an
 //! arena another phase did not use: at 100,000 series the process peaked at 90 MiB of RSS
-//! for a heap that never held more than 27 MB. One arena lets every thread reuse what any
-//! other freed (peak 64 MiB in the same run, same CPU time per scrape). Elsewhere (musl, other
+//! for a heap that peaked at 45 MB. One arena lets every thread reuse what any other freed:
+//! 64 MiB with one arena alone, at the same CPU time per scrape. Elsewhere (musl, other
 //! systems) this is a no-op.
 
 /// Limit the allocator to one arena. Call first thing in `main`, before any thread starts.
