@@ -4,14 +4,23 @@
 /// Percent-encode per RFC 3986: unreserved `A-Z a-z 0-9 - _ . ~` stay, everything else `%XY`.
 pub fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
+    percent_encode_into(&mut out, s);
+    out
+}
+
+/// [`percent_encode`] appending to `out`. Signing encodes every query parameter twice (the
+/// canonical request and the URL), so this allocates nothing per escaped byte.
+fn percent_encode_into(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xF)] as char);
         }
     }
-    out
 }
 
 /// Percent-encode a path: like [`percent_encode`] but `/` stays.
@@ -61,11 +70,16 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
 
 /// Build `k=v&...` with both sides percent-encoded, in the given order.
 pub fn encode_query(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        percent_encode_into(&mut out, k);
+        out.push('=');
+        percent_encode_into(&mut out, v);
+    }
+    out
 }
 
 /// The canonical query string of the V3/TC3/SigV4 family: pairs RFC 3986-encoded, sorted by
@@ -76,10 +90,17 @@ pub fn canonical_query(params: &[(String, String)]) -> String {
         .map(|(k, v)| (percent_encode(k), percent_encode(v)))
         .collect();
     enc.sort();
-    enc.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    let len = enc.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+    let mut out = String::with_capacity(len);
+    for (k, v) in &enc {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
 }
 
 /// A broken-down UTC time.
@@ -249,6 +270,17 @@ mod tests {
         );
         assert_eq!(percent_decode("a%20b%2Ac+d", true), "a b*c d");
         assert_eq!(percent_decode("100%", false), "100%");
+        let pairs = [
+            ("b".to_string(), "x y".to_string()),
+            ("a".to_string(), "[{\"k\":1}]".to_string()),
+            ("c".to_string(), String::new()),
+        ];
+        assert_eq!(encode_query(&pairs), "b=x%20y&a=%5B%7B%22k%22%3A1%7D%5D&c=");
+        assert_eq!(
+            canonical_query(&pairs),
+            "a=%5B%7B%22k%22%3A1%7D%5D&b=x%20y&c="
+        );
+        assert_eq!(canonical_query(&[]), "");
     }
 
     #[test]
