@@ -61,15 +61,22 @@ pub struct JobResult {
 }
 
 impl JobResult {
+    /// Label value `i` (0–3) of every sample of this job: its cloud, account, region and product.
+    fn label_of_job(&self, i: usize) -> &str {
+        match i {
+            0 => self.cloud.as_str(),
+            1 => &self.account_id,
+            2 => &self.region,
+            _ => self.product.as_str(),
+        }
+    }
+
     /// Label value `i` of a sample of this job: [`COMMON_LABELS`] in order, then the family's
     /// own labels.
     pub fn label<'a>(&'a self, sample: &'a Sample, i: usize) -> &'a str {
         let resource = self.resources.get(sample.resource as usize);
         match i {
-            0 => self.cloud.as_str(),
-            1 => &self.account_id,
-            2 => &self.region,
-            3 => self.product.as_str(),
+            0..=3 => self.label_of_job(i),
             4 => resource.map_or("", |r| r.id.as_str()),
             5 => resource.map_or("", Resource::code_name),
             n => sample.extra.get(n - COMMON_LABELS.len()).map_or("", |v| v),
@@ -418,8 +425,11 @@ trait Row {
 }
 
 /// A cloud series: a sample and the job whose labels it shares.
+#[derive(Clone, Copy)]
 struct Series<'a> {
     job: &'a JobResult,
+    /// Index of the job in the snapshot, for its [`Ranks`].
+    job_index: usize,
     sample: &'a Sample,
     /// The resource's `code_name`, looked up once (sorting asks for it at every comparison).
     code_name: &'a str,
@@ -446,12 +456,7 @@ struct JobRow<'a> {
 
 impl Row for JobRow<'_> {
     fn label(&self, i: usize) -> &str {
-        match i {
-            0 => self.job.cloud.as_str(),
-            1 => &self.job.account_id,
-            2 => &self.job.region,
-            _ => self.job.product.as_str(),
-        }
+        self.job.label_of_job(i)
     }
     fn value(&self) -> f64 {
         self.value
@@ -595,6 +600,69 @@ impl Sink<'_> {
     }
 }
 
+/// Where each common label value of the snapshot stands in the order of all values of its label:
+/// the four job labels among the jobs, `resource_id` and `code_name` among all resources. Worked
+/// out once per exposition, so each family sorts on integers instead of comparing strings at
+/// every step; equal values have equal ranks, so the order (and which duplicates meet) is the
+/// order of the strings.
+struct Ranks {
+    /// Per job: the ranks of its labels 0–3 ([`COMMON_LABELS`] order).
+    jobs: Vec<[u32; 4]>,
+    /// Per job, per resource: the ranks of its labels 4 and 5.
+    resources: Vec<Vec<[u32; 2]>>,
+}
+
+/// The rank of each value among the distinct values, in string order.
+fn dense_ranks(values: &[&str]) -> Vec<u32> {
+    let mut by_value: Vec<u32> = (0..values.len() as u32).collect();
+    by_value.sort_unstable_by(|a, b| values[*a as usize].cmp(values[*b as usize]));
+    let mut ranks = vec![0; values.len()];
+    let mut rank = 0;
+    let mut previous: Option<&str> = None;
+    for i in by_value {
+        let v = values[i as usize];
+        if previous.is_some_and(|p| p != v) {
+            rank += 1;
+        }
+        previous = Some(v);
+        ranks[i as usize] = rank;
+    }
+    ranks
+}
+
+impl Ranks {
+    fn of(snapshot: &Snapshot) -> Ranks {
+        let jobs = &snapshot.jobs;
+        let per_label: [Vec<u32>; 4] = std::array::from_fn(|i| {
+            let values: Vec<&str> = jobs.iter().map(|j| j.label_of_job(i)).collect();
+            dense_ranks(&values)
+        });
+        let job_ranks = (0..jobs.len())
+            .map(|job| std::array::from_fn(|i| per_label[i][job]))
+            .collect();
+        let all: Vec<&Resource> = jobs.iter().flat_map(|j| j.resources.iter()).collect();
+        let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+        let code_names: Vec<&str> = all.iter().map(|r| r.code_name()).collect();
+        let (id_ranks, code_name_ranks) = (dense_ranks(&ids), dense_ranks(&code_names));
+        let mut at = 0;
+        let resources = jobs
+            .iter()
+            .map(|j| {
+                let n = j.resources.len();
+                let r = (at..at + n)
+                    .map(|k| [id_ranks[k], code_name_ranks[k]])
+                    .collect();
+                at += n;
+                r
+            })
+            .collect();
+        Ranks {
+            jobs: job_ranks,
+            resources,
+        }
+    }
+}
+
 /// A cloud family's series, not yet sorted: a family is sorted when it is written, so only
 /// one family's sorted copy exists at a time.
 struct CloudSeries<'a> {
@@ -603,11 +671,61 @@ struct CloudSeries<'a> {
 }
 
 impl<'a> CloudSeries<'a> {
-    /// The family, sorted and ready to write.
-    fn build(self) -> GaugeFamily<'a, Series<'a>> {
+    /// The family, sorted by label values in label-name order (as the encoder sorts), with
+    /// duplicates dropped (the first is kept).
+    fn build(self, ranks: &Ranks) -> GaugeFamily<'a, Series<'a>> {
         let mut labels: Vec<&str> = COMMON_LABELS.to_vec();
         labels.extend(self.family.labels.iter().map(String::as_str));
-        GaugeFamily::new(&self.family.name, &self.family.help, labels, self.series)
+        let mut order: Vec<usize> = (0..labels.len()).collect();
+        order.sort_by_key(|i| labels[*i]);
+        // The family's own labels take few values (ports, code classes): ranked here.
+        let own = labels.len() - COMMON_LABELS.len();
+        let own_ranks: Vec<BTreeMap<&str, u32>> = (0..own)
+            .map(|k| {
+                let values: BTreeSet<&str> = self
+                    .series
+                    .iter()
+                    .map(|s| s.label(COMMON_LABELS.len() + k))
+                    .collect();
+                values.into_iter().zip(0..).collect()
+            })
+            .collect();
+        let width = order.len();
+        let mut keys: Vec<u32> = Vec::with_capacity(self.series.len() * width);
+        for s in &self.series {
+            for i in &order {
+                keys.push(match *i {
+                    i @ 0..=3 => ranks.jobs[s.job_index][i],
+                    i @ (4 | 5) => ranks.resources[s.job_index]
+                        .get(s.sample.resource as usize)
+                        .map_or(0, |r| r[i - 4]),
+                    i => {
+                        let own = &own_ranks[i - COMMON_LABELS.len()];
+                        own.get(s.label(i)).copied().unwrap_or(0)
+                    }
+                });
+            }
+        }
+        let key = |n: usize| &keys[n * width..(n + 1) * width];
+        let mut by_key: Vec<usize> = (0..self.series.len()).collect();
+        // Stable, so of equal series the first is kept.
+        by_key.sort_by(|a, b| key(*a).cmp(key(*b)));
+        let mut series = Vec::with_capacity(self.series.len());
+        let mut previous: Option<&[u32]> = None;
+        for n in by_key {
+            if previous == Some(key(n)) {
+                continue;
+            }
+            previous = Some(key(n));
+            series.push(self.series[n]);
+        }
+        GaugeFamily {
+            name: &self.family.name,
+            help: &self.family.help,
+            labels,
+            order,
+            series,
+        }
     }
 }
 
@@ -622,11 +740,12 @@ fn cloud_families<'a>(snapshot: &'a Snapshot, mappings: &'a MappingSet) -> Vec<C
         .into_iter()
         .map(|(family, n)| (family, Vec::with_capacity(n)))
         .collect();
-    for job in &snapshot.jobs {
+    for (job_index, job) in snapshot.jobs.iter().enumerate() {
         let code_names: Vec<&str> = job.resources.iter().map(Resource::code_name).collect();
         for s in &job.samples {
             by_family.entry(s.family).or_default().push(Series {
                 job,
+                job_index,
                 sample: s,
                 code_name: code_names.get(s.resource as usize).copied().unwrap_or(""),
             });
@@ -818,6 +937,7 @@ pub fn write_exposition(
         Info,
     }
     let info_labels = InfoLabels::of(snapshot);
+    let ranks = Ranks::of(snapshot);
     let mut parts: BTreeMap<&str, Part<'_>> = BTreeMap::new();
     for fam in cloud_families(snapshot, mappings) {
         parts.insert(&fam.family.name, Part::Cloud(fam));
@@ -842,7 +962,7 @@ pub fn write_exposition(
                 sink.buf.push_str(text);
                 sink.flush_if_full();
             }
-            Part::Cloud(series) => series.build().write(&mut sink),
+            Part::Cloud(series) => series.build(&ranks).write(&mut sink),
             Part::Job(fam) => fam.write(&mut sink),
             Part::Info => info_family(snapshot, &info_labels).write(&mut sink),
         }
@@ -973,7 +1093,7 @@ mod tests {
             .unwrap();
         let mut families = cloud_families(&snapshot, &mappings);
         assert_eq!(families.len(), 1);
-        let family = families.remove(0).build();
+        let family = families.remove(0).build(&Ranks::of(&snapshot));
         assert_eq!(family.name, fam.name);
         assert_eq!(family.series.len(), 5, "the duplicate is dropped");
         let mut got = String::new();
