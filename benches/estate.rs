@@ -14,6 +14,8 @@
 //! `cargo bench --bench estate -- --quick` a smoke run of the small ones. Options:
 //! `--sizes 100,1000`, `--latency-ms 20` (or `aliyun=20,tencent=30,…`), `--jitter-ms 0`,
 //! `--scrapes N` (warm scrapes for the RSS growth), `--shard-size N` (0 skips sharding),
+//! `--quota QPS` (every account's monitor API quota, in the simulator and in the exporter's
+//! `api_quotas`, so long runs of warm scrapes are bound by latency, not by the documented quota),
 //! `--wrap "valgrind --tool=massif"` (run the exporter under a profiler). Writes
 //! `target/estate.json`.
 
@@ -62,6 +64,8 @@ struct Options {
     shard_size: u64,
     /// A command the exporter runs under (a profiler), split on whitespace.
     wrap: Vec<String>,
+    /// Every account's monitor API quota (calls/s) in place of the documented one.
+    quota: Option<f64>,
     quick: bool,
 }
 
@@ -139,6 +143,12 @@ fn options() -> Options {
                 .unwrap_or_else(|_| fail(format!("--shard-size: {s:?}")))
         })
         .unwrap_or(if quick { 1_000 } else { 10_000 });
+    let quota = value("--quota").map(|q| match q.parse::<f64>() {
+        Ok(n) if n > 0.0 => n,
+        _ => fail(format!(
+            "--quota: {q:?} is not a positive number of calls per second"
+        )),
+    });
     let wrap = value("--wrap")
         .map(|w| w.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
@@ -149,6 +159,7 @@ fn options() -> Options {
         scrapes,
         shard_size,
         wrap,
+        quota,
         quick,
     }
 }
@@ -198,7 +209,7 @@ fn fill(layout: Layout, size: u64, series_of: &BTreeMap<(Cloud, Product), u64>) 
 }
 
 /// The exporter's config for an estate served at `sim_url`.
-fn config_text(estate: &Estate, sim_url: &str) -> String {
+fn config_text(estate: &Estate, sim_url: &str, quota: Option<f64>) -> String {
     let mut text = format!(
         "[server]\nscrape_interval = \"{SCRAPE_INTERVAL_S}s\"\nscrape_timeout = \"60s\"\nresult_cache_ttl = \"0s\"\nlog_level = \"warn\"\n"
     );
@@ -207,6 +218,12 @@ fn config_text(estate: &Estate, sim_url: &str) -> String {
             continue;
         }
         text.push_str(&a.config_toml(sim_url));
+        if let Some(q) = quota {
+            text.push_str(&format!(
+                "[accounts.api_quotas]\n{} = {q}\n",
+                monitor_api(a.cloud).1
+            ));
+        }
     }
     text
 }
@@ -415,6 +432,7 @@ fn latency_bound(
     monitor: &BTreeMap<(Cloud, String), u64>,
     regions: u64,
     latency: &BTreeMap<Cloud, Duration>,
+    quota: Option<f64>,
 ) -> Duration {
     let mut bound = Duration::ZERO;
     for ((cloud, _), n) in monitor {
@@ -426,7 +444,8 @@ fn latency_bound(
         };
         let concurrency = regions.min(REGION_CONCURRENCY) * products * METRIC_CONCURRENCY;
         let waves = l * n.div_ceil(concurrency) as u32;
-        let rate = documented_quota(*cloud, monitor_api(*cloud).1) * SAFE_FRACTION;
+        let rate = quota.unwrap_or_else(|| documented_quota(*cloud, monitor_api(*cloud).1))
+            * SAFE_FRACTION;
         let spaced = Duration::from_secs_f64(n.saturating_sub(1) as f64 / rate) + l;
         bound = bound.max(waves.max(spaced));
     }
@@ -495,7 +514,10 @@ async fn start_sim(estate: Estate, o: &Options) -> Simulator {
         latency_by_cloud: o.latency.clone(),
         latency_jitter: o.jitter,
         // The benchmark measures the exporter's pacing, not the simulator's quota: the limiter
-        // keeps each account under 80 % of the documented quota anyway.
+        // keeps each account under 80 % of its quota anyway.
+        qps_limit: o
+            .quota
+            .map_or(SimSettings::default().qps_limit, |q| q.ceil() as usize),
         ..SimSettings::default()
     };
     let state = Arc::new(SimState::new(estate, Clock::System, settings));
@@ -520,7 +542,7 @@ async fn measure_size(
     let minimum = minimum_calls(&demands);
     let discovery = discovery_minimum(&estate, mappings);
     let sim = start_sim(estate.clone(), o).await;
-    let config = config_text(&estate, &sim.url());
+    let config = config_text(&estate, &sim.url(), o.quota);
     let e = start_exporter(dir, &format!("size-{size}"), &config, &o.wrap).await;
     let pid = e.child.id();
     let client = reqwest::Client::new();
@@ -538,7 +560,12 @@ async fn measure_size(
     let (warm_calls, monitor) = calls(&sim.state);
     let (_, failed_warm) = business_series(&text);
     let bytes = text.len() as u64;
-    let bound = latency_bound(&monitor, layout.regions_per_account as u64, &o.latency);
+    let bound = latency_bound(
+        &monitor,
+        layout.regions_per_account as u64,
+        &o.latency,
+        o.quota,
+    );
 
     // HA pair: two scrapers at the same moment.
     sim.state.reset_calls();
@@ -551,8 +578,15 @@ async fn measure_size(
     let (rss_settled, _) = memory(pid);
     let cpu_start = cpu_time(pid, ticks);
     let loop_started = Instant::now();
-    for _ in 0..o.scrapes {
+    // RSS after 1, 2, 5, 10, 20, 50, … scrapes and the last: warming (pools, arenas) levels off
+    // early, a leak keeps climbing.
+    let mut rss_after: Vec<(usize, u64)> = Vec::new();
+    for n in 1..=o.scrapes {
         scrape(&client, &e).await;
+        let decade = 10usize.pow(n.ilog10());
+        if [1, 2, 5].contains(&(n / decade)) && n % decade == 0 || n == o.scrapes {
+            rss_after.push((n, memory(pid).0));
+        }
     }
     let loop_wall = loop_started.elapsed();
     let cpu_per_scrape = (cpu_time(pid, ticks).saturating_sub(cpu_start)) / o.scrapes.max(1) as u32;
@@ -616,6 +650,10 @@ async fn measure_size(
         "ha_pair_same_answer": pair_same,
         "peak_rss_bytes": peak,
         "rss_growth_bytes": rss_end as i64 - rss_settled as i64,
+        "rss_after_scrapes": rss_after
+            .iter()
+            .map(|(n, rss)| json!({"scrapes": n, "rss_growth_bytes": *rss as i64 - rss_settled as i64}))
+            .collect::<Vec<_>>(),
         "growth_scrapes": o.scrapes,
         "growth_wall_s": loop_wall.as_secs_f64(),
         "cpu_first_warm_s": warm_cpu_one.as_secs_f64(),
@@ -721,6 +759,22 @@ fn print_table(results: &[Value], sharding: &Value, o: &Options) {
             u(&r["exposition_bytes"]),
         );
     }
+    println!("\nRSS growth (MiB) after N warm scrapes:");
+    for r in results {
+        let points: Vec<String> = r["rss_after_scrapes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                format!(
+                    "{}: {:.2}",
+                    u(&p["scrapes"]),
+                    p["rss_growth_bytes"].as_i64().unwrap_or(0) as f64 / (1024.0 * 1024.0)
+                )
+            })
+            .collect();
+        println!("{:>8}  {}", u(&r["size"]), points.join("   "));
+    }
     print_per_cloud(
         results,
         "warm monitor calls ÷ minimum",
@@ -771,7 +825,7 @@ fn main() {
         };
         let unit_estate = unit.estate(|_| 1);
         let sim = start_sim(unit_estate.clone(), &o).await;
-        let e = start_exporter(&dir, "calibration", &config_text(&unit_estate, &sim.url()), &[]).await;
+        let e = start_exporter(&dir, "calibration", &config_text(&unit_estate, &sim.url(), None), &[]).await;
         let (text, _) = scrape(&reqwest::Client::new(), &e).await;
         let series_of = series_per_resource(&text, &unit_estate);
         drop(e);
@@ -794,6 +848,7 @@ fn main() {
             "quick": o.quick,
             "latency_ms": o.latency.iter().map(|(c, l)| (c.as_str().to_string(), l.as_millis() as u64)).collect::<BTreeMap<_, _>>(),
             "jitter_ms": o.jitter.as_millis() as u64,
+            "monitor_quota": o.quota,
             "series_per_resource": series_of.iter().map(|((c, p), n)| (format!("{c}/{p}"), *n)).collect::<BTreeMap<_, _>>(),
             "sizes": results,
             "sharding": sharding,

@@ -3,6 +3,7 @@
 //! request self-metrics. Classification of the answer is the provider's job; this layer only
 //! turns transport failures into [`CloudError`]s.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub struct Shared {
     pub request_timeout: Duration,
     /// Time source for signatures and windows.
     pub clock: Clock,
+    /// Calls per second per API of the account whose provider holds this copy, where its
+    /// config names them (`[accounts.api_quotas]`); empty in the process-wide copy.
+    pub api_quotas: Arc<BTreeMap<String, f64>>,
 }
 
 impl Shared {
@@ -55,7 +59,16 @@ impl Shared {
             max_response_bytes,
             request_timeout,
             clock,
+            api_quotas: Arc::default(),
         })
+    }
+
+    /// The copy a provider holds: this state with its account's quotas.
+    pub fn for_account(&self, account: &crate::config::AccountConfig) -> Shared {
+        Shared {
+            api_quotas: Arc::new(account.api_quotas.clone()),
+            ..self.clone()
+        }
     }
 }
 
@@ -200,7 +213,8 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, CloudError>>,
 {
-    let limiter = shared.limiters.get(site.cloud, account_id, site.api);
+    let quota = shared.api_quotas.get(site.api).copied();
+    let limiter = shared.limiters.get(site.cloud, account_id, site.api, quota);
     super::retry::with_retry(
         deadline,
         |_| {

@@ -1,6 +1,8 @@
 //! Client-side rate limiters, one token bucket per (cloud, account, API), set at a safe fraction of
 //! the documented quota (`cloud-apis.md` §E), so a scrape spends its time waiting here rather
-//! than being throttled by the cloud. Waiting never passes the scrape's deadline.
+//! than being throttled by the cloud. Waiting never passes the scrape's deadline. An account
+//! whose quota differs from the documented one (raised on request, or shared with other tools)
+//! names it in `[accounts.api_quotas]`, and its limiter keeps to the same fraction of that.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,9 +19,7 @@ pub const SAFE_FRACTION: f64 = 0.8;
 pub fn documented_quota(cloud: Cloud, api: &str) -> f64 {
     match (cloud, api) {
         // DescribeMetricLast/List doc "Limits": 50 calls/s per API per account.
-        (Cloud::Aliyun, "DescribeMetricLast" | "DescribeMetricList") => 50.0,
-        // DescribeMetricData doc: 10 calls/s.
-        (Cloud::Aliyun, "DescribeMetricData") => 10.0,
+        (Cloud::Aliyun, "DescribeMetricLast") => 50.0,
         // Tencent GetMonitorData: 50 req/s (current API doc).
         (Cloud::Tencent, "GetMonitorData") => 50.0,
         // CloudWatch quotas page: GetMetricData 50 TPS.
@@ -31,47 +31,106 @@ pub fn documented_quota(cloud: Cloud, api: &str) -> f64 {
     }
 }
 
-/// A token bucket.
+/// The APIs a cloud's provider calls, by the names its limiters, `[accounts.api_quotas]` and
+/// `multicloud_request_total{api}` use.
+pub fn apis(cloud: Cloud) -> &'static [&'static str] {
+    match cloud {
+        Cloud::Aliyun => &[
+            "DescribeMetricLast",
+            "DescribeMetricMetaList",
+            "DescribeRegions",
+            "DescribeLoadBalancers",
+            "ListLoadBalancers",
+            "DescribeCommonBandwidthPackages",
+            "ListTagResources",
+            "ListBuckets",
+        ],
+        Cloud::Tencent => &[
+            "GetMonitorData",
+            "DescribeBaseMetrics",
+            "DescribeRegions",
+            "DescribeLoadBalancers",
+            "DescribeGatewayLoadBalancers",
+            "DescribeBandwidthPackages",
+            "GetResources",
+            "GetService",
+        ],
+        Cloud::Aws => &[
+            "GetMetricData",
+            "DescribeRegions",
+            "DescribeLoadBalancers",
+            "DescribeTags",
+            "GetResources",
+            "ListBuckets",
+            "GetBucketTagging",
+            "AssumeRole",
+        ],
+        Cloud::Huawei => &[
+            "BatchListMetricData",
+            "KeystoneListProjects",
+            "ListLoadBalancers",
+            "ListBuckets",
+            "GetBucketTagging",
+        ],
+    }
+}
+
+/// Largest quota `[accounts.api_quotas]` accepts, in calls per second.
+pub const MAX_API_QUOTA: f64 = 100_000.0;
+
+/// A token bucket, kept as the time its next token comes (the generic cell rate algorithm):
+/// each caller reserves its own slot and sleeps once until it. Waiters that each polled for a
+/// token would all wake at every token and all but one sleep again: at 30 waiters per account,
+/// that herd cost more CPU than the calls themselves.
 #[derive(Debug)]
 pub struct TokenBucket {
     rate: f64,
-    burst: f64,
-    state: Mutex<(f64, Instant)>,
+    /// Time between tokens.
+    interval: Duration,
+    /// How far ahead of the next token a burst may reach: (burst - 1) intervals.
+    burst_reach: Duration,
+    /// When the token after the ones already promised comes.
+    next: Mutex<Instant>,
 }
 
 impl TokenBucket {
-    /// `rate` tokens per second, holding at most `burst`.
+    /// `rate` tokens per second, holding at most `burst` (at least 1).
     pub fn new(rate: f64, burst: f64) -> TokenBucket {
+        let interval = Duration::from_secs_f64(1.0 / rate);
         TokenBucket {
             rate,
-            burst,
-            state: Mutex::new((burst, Instant::now())),
+            interval,
+            burst_reach: interval.mul_f64((burst - 1.0).max(0.0)),
+            next: Mutex::new(Instant::now()),
         }
     }
 
-    /// Take one token, waiting for it; `false` when it would only come after `deadline`.
+    /// Tokens per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Take one token, waiting for it; `false` (and nothing taken) when it would only come
+    /// after `deadline`.
     pub async fn acquire(&self, deadline: Instant) -> bool {
-        loop {
-            let wait = {
-                let mut state = match self.state.lock() {
-                    Ok(s) => s,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                let now = Instant::now();
-                let elapsed = now.saturating_duration_since(state.1).as_secs_f64();
-                state.0 = (state.0 + elapsed * self.rate).min(self.burst);
-                state.1 = now;
-                if state.0 >= 1.0 {
-                    state.0 -= 1.0;
-                    return true;
-                }
-                Duration::from_secs_f64((1.0 - state.0) / self.rate)
+        let slot = {
+            let mut next = match self.next.lock() {
+                Ok(n) => n,
+                Err(poisoned) => poisoned.into_inner(),
             };
-            if Instant::now() + wait > deadline {
+            let now = Instant::now();
+            let due = (*next).max(now);
+            let slot = due
+                .checked_sub(self.burst_reach)
+                .map_or(now, |s| s.max(now));
+            if slot > deadline {
                 return false;
             }
-            tokio::time::sleep(wait).await;
-        }
+            *next = due + self.interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        true
     }
 }
 
@@ -82,20 +141,32 @@ pub struct Limiters {
 }
 
 impl Limiters {
-    /// The bucket of (cloud, account, api).
-    pub fn get(&self, cloud: Cloud, account: &str, api: &str) -> Arc<TokenBucket> {
+    /// The bucket of (cloud, account, api), at the safe fraction of `quota` (the account's
+    /// configured quota of the API, if any) or else of the documented one. A bucket made for
+    /// another quota (before a reload changed it) is replaced.
+    pub fn get(
+        &self,
+        cloud: Cloud,
+        account: &str,
+        api: &str,
+        quota: Option<f64>,
+    ) -> Arc<TokenBucket> {
+        let rate = quota.unwrap_or_else(|| documented_quota(cloud, api)) * SAFE_FRACTION;
         let mut map = match self.buckets.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        map.entry((cloud, account.to_string(), api.to_string()))
-            .or_insert_with(|| {
+        let key = (cloud, account.to_string(), api.to_string());
+        match map.get(&key) {
+            Some(bucket) if bucket.rate() == rate => bucket.clone(),
+            _ => {
                 // No burst: calls are evenly spaced, so no one-second window of the cloud's
                 // quota counter sees more than rate + 1 calls, even when they bunch in transit.
-                let rate = documented_quota(cloud, api) * SAFE_FRACTION;
-                Arc::new(TokenBucket::new(rate, 1.0))
-            })
-            .clone()
+                let bucket = Arc::new(TokenBucket::new(rate, 1.0));
+                map.insert(key, bucket.clone());
+                bucket
+            }
+        }
     }
 
     /// Drop the buckets of accounts no longer configured.
@@ -122,5 +193,63 @@ mod tests {
         let waited = Instant::now() - start;
         assert!(waited >= Duration::from_millis(990), "{waited:?}");
         assert!(!bucket.acquire(Instant::now()).await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_waiters_get_evenly_spaced_slots_in_turn() {
+        let bucket = Arc::new(TokenBucket::new(10.0, 1.0));
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        let waiters: Vec<_> = (0..30)
+            .map(|_| {
+                let bucket = bucket.clone();
+                tokio::spawn(async move {
+                    assert!(bucket.acquire(far).await);
+                    Instant::now() - start
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for w in waiters {
+            got.push(w.await.unwrap());
+        }
+        got.sort();
+        let want: Vec<Duration> = (0..30).map(|i| Duration::from_millis(100 * i)).collect();
+        assert_eq!(got, want);
+        // A slot past the deadline is not taken: the next caller still gets 3.0 s.
+        assert!(!bucket.acquire(start + Duration::from_millis(2950)).await);
+        assert!(bucket.acquire(far).await);
+        assert_eq!(Instant::now() - start, Duration::from_millis(3000));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_configured_quota_sets_the_rate_and_a_changed_one_replaces_the_bucket() {
+        let limiters = Limiters::default();
+        let documented = limiters.get(Cloud::Aws, "1", "GetMetricData", None);
+        assert_eq!(documented.rate(), 40.0);
+        let raised = limiters.get(Cloud::Aws, "1", "GetMetricData", Some(1250.0));
+        assert_eq!(raised.rate(), 1000.0);
+        assert!(Arc::ptr_eq(
+            &raised,
+            &limiters.get(Cloud::Aws, "1", "GetMetricData", Some(1250.0))
+        ));
+        assert!(!Arc::ptr_eq(&raised, &documented));
+        // Another account keeps its own bucket at the documented rate.
+        assert_eq!(
+            limiters.get(Cloud::Aws, "2", "GetMetricData", None).rate(),
+            40.0
+        );
+        // 1 call at once, then 1000 more spaced at 1000/s: one second of (paused) time, where
+        // the documented rate would take 25.
+        let start = Instant::now();
+        let far = start + Duration::from_secs(60);
+        for _ in 0..1001 {
+            assert!(raised.acquire(far).await);
+        }
+        let waited = Instant::now() - start;
+        assert!(
+            (Duration::from_millis(999)..=Duration::from_millis(1001)).contains(&waited),
+            "{waited:?}"
+        );
     }
 }

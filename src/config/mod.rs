@@ -236,6 +236,9 @@ pub struct AccountConfig {
     pub external_id: Option<String>,
     /// Huawei: project ID per region (else looked up through IAM once).
     pub project_ids: BTreeMap<String, String>,
+    /// The account's quota per API in calls per second, where it differs from the documented
+    /// one (`[accounts.api_quotas]`); the limiter keeps to the same safe fraction of it.
+    pub api_quotas: BTreeMap<String, f64>,
     /// The `*_file` credential files this account was read from: a change of one (a rotated
     /// Kubernetes Secret) reloads the config, as a change of the config file does.
     pub credential_files: Vec<std::path::PathBuf>,
@@ -779,6 +782,7 @@ fn read_account(
             "role_arn",
             "external_id",
             "project_ids",
+            "api_quotas",
         ],
     );
     let cloud = match r.string(p, t, "cloud") {
@@ -975,6 +979,7 @@ fn read_account(
             }
         }
     }
+    let api_quotas = read_api_quotas(r, p, t, cloud);
     let monitor_batch_size = match t.get("monitor_batch_size") {
         None => None,
         Some(toml::Value::Integer(n))
@@ -1012,7 +1017,51 @@ fn read_account(
         role_arn,
         external_id,
         project_ids,
+        api_quotas,
     })
+}
+
+/// `[accounts.api_quotas]`: API name to calls per second, each an API the cloud's provider calls.
+fn read_api_quotas(
+    r: &mut Reader<'_>,
+    p: &str,
+    t: &toml::Table,
+    cloud: Option<Cloud>,
+) -> BTreeMap<String, f64> {
+    use crate::cloud::limiter::{apis, MAX_API_QUOTA};
+    let mut quotas = BTreeMap::new();
+    let Some(qt) = r.table(p, t, "api_quotas") else {
+        return quotas;
+    };
+    for (api, v) in qt {
+        let path = format!("{p}.api_quotas.{api}");
+        if let Some(c) = cloud {
+            if !apis(c).contains(&api.as_str()) {
+                r.error(
+                    &path,
+                    &format!(
+                        "{c} has no API {api:?} here: use one of {}",
+                        apis(c).join(", ")
+                    ),
+                );
+                continue;
+            }
+        }
+        let n = match v {
+            toml::Value::Integer(n) => *n as f64,
+            toml::Value::Float(f) => *f,
+            _ => f64::NAN,
+        };
+        if n > 0.0 && n <= MAX_API_QUOTA {
+            quotas.insert(api.clone(), n);
+        } else {
+            r.error(
+                &path,
+                &format!("must be the account's quota of the API in calls per second, a number above 0 and at most {MAX_API_QUOTA} (e.g. 100)"),
+            );
+        }
+    }
+    quotas
 }
 
 fn check_url(r: &mut Reader<'_>, path: &str, url: &str) {
@@ -1131,6 +1180,7 @@ pub fn for_simulator(base_url: &str, accounts: &[SimulatorAccount], listen: Sock
                 role_arn: None,
                 external_id: None,
                 project_ids: BTreeMap::new(),
+                api_quotas: BTreeMap::new(),
                 credential_files: Vec::new(),
             })
             .collect(),

@@ -462,3 +462,24 @@ fn aws_keys_come_from_config_or_the_environment_and_roles_are_checked() {
     ));
     assert!(e[0].contains("is not a role ARN"), "{e:#?}");
 }
+
+#[test]
+fn api_quotas_name_apis_of_the_accounts_cloud_with_a_rate() {
+    let base = "[[accounts]]\ncloud = \"aws\"\naccount_id = \"123456789012\"\naccess_key_id = \"AKIA1\"\naccess_key_secret = \"k\"\nregions = [\"us-east-1\"]\nproducts = [\"alb\"]\n";
+    let c = ok(&format!(
+        "{base}[accounts.api_quotas]\nGetMetricData = 400\nDescribeLoadBalancers = 2.5\n"
+    ));
+    assert_eq!(c.accounts[0].api_quotas["GetMetricData"], 400.0);
+    assert_eq!(c.accounts[0].api_quotas["DescribeLoadBalancers"], 2.5);
+    let e = errors(&format!(
+        "{base}[accounts.api_quotas]\nDescribeMetricLast = 100\nGetMetricData = 0\nListBuckets = \"fast\"\n"
+    ));
+    assert_eq!(
+        e,
+        vec![
+            "accounts[0].api_quotas.DescribeMetricLast: aws has no API \"DescribeMetricLast\" here: use one of GetMetricData, DescribeRegions, DescribeLoadBalancers, DescribeTags, GetResources, ListBuckets, GetBucketTagging, AssumeRole",
+            "accounts[0].api_quotas.GetMetricData: must be the account's quota of the API in calls per second, a number above 0 and at most 100000 (e.g. 100)",
+            "accounts[0].api_quotas.ListBuckets: must be the account's quota of the API in calls per second, a number above 0 and at most 100000 (e.g. 100)",
+        ]
+    );
+}

@@ -23,6 +23,16 @@ async fn plan_counts_the_calls_a_scrape_makes() {
     let plan = cost::plan_estate(&h.rt).await;
     assert!(plan.failed.is_empty(), "{:?}", plan.failed);
     assert_eq!(plan.jobs.len(), 40);
+    // Every API called has a name `[accounts.api_quotas]` accepts.
+    for (cloud, apis) in &plan.cold {
+        let known = multicloud_exporter::cloud::limiter::apis(Cloud::parse(cloud).unwrap());
+        for api in apis.keys() {
+            assert!(
+                known.contains(&api.as_str()),
+                "{cloud} {api} is not in limiter::apis"
+            );
+        }
+    }
     let served_by_both = h.sim.state.total_calls();
     let planned_cold: u64 = plan.cold.values().flat_map(|m| m.values()).sum();
     let per_scrape: u64 = plan.per_scrape.values().flat_map(|m| m.values()).sum();

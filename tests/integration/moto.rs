@@ -106,6 +106,7 @@ fn account(moto: &Moto, secret: &str) -> AccountConfig {
         role_arn: None,
         external_id: None,
         project_ids: Default::default(),
+        api_quotas: Default::default(),
         credential_files: Vec::new(),
     }
 }

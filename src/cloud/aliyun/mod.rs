@@ -62,7 +62,7 @@ impl AliyunProvider {
         discovery_ttl: std::time::Duration,
     ) -> AliyunProvider {
         AliyunProvider {
-            shared: shared.clone(),
+            shared: shared.for_account(account),
             account_id: account.account_id.clone(),
             access_key_id: account.access_key_id.clone(),
             secret: account.access_key_secret.clone(),
@@ -491,6 +491,7 @@ mod tests {
             role_arn: None,
             external_id: None,
             project_ids: Default::default(),
+            api_quotas: Default::default(),
             credential_files: Vec::new(),
         };
         let shared = Shared::new(

@@ -79,7 +79,7 @@ impl AwsProvider {
         discovery_ttl: std::time::Duration,
     ) -> AwsProvider {
         AwsProvider {
-            shared: shared.clone(),
+            shared: shared.for_account(account),
             account_id: account.account_id.clone(),
             credentials: CredentialSource::from_account(account),
             endpoint: account.endpoint.clone(),

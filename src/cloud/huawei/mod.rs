@@ -45,7 +45,7 @@ impl HuaweiProvider {
         discovery_ttl: std::time::Duration,
     ) -> HuaweiProvider {
         HuaweiProvider {
-            shared: shared.clone(),
+            shared: shared.for_account(account),
             account_id: account.account_id.clone(),
             ak: account.access_key_id.clone(),
             sk: account.access_key_secret.clone(),

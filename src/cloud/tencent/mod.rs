@@ -125,7 +125,7 @@ impl TencentProvider {
         discovery_ttl: std::time::Duration,
     ) -> TencentProvider {
         TencentProvider {
-            shared: shared.clone(),
+            shared: shared.for_account(account),
             account_id: account.account_id.clone(),
             secret_id: account.access_key_id.clone(),
             secret_key: account.access_key_secret.clone(),
