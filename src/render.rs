@@ -547,7 +547,7 @@ impl<'a, R: Row> GaugeFamily<'a, R> {
 
 /// `\`, newline and (in label values) `"` escaped as the text format requires.
 fn escape_into(out: &mut String, v: &str, quotes: bool) {
-    if !v.contains(['\\', '\n', '"']) {
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'\n' | b'"')) {
         out.push_str(v);
         return;
     }
@@ -570,6 +570,25 @@ fn write_value(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < 1e15 && !(v == 0.0 && v.is_sign_negative()) {
+        // Whole numbers (counts, bytes) are most values: written as the integer they are,
+        // which is what `{v}` writes for them, without the float formatter.
+        let n = v as i64;
+        if n < 0 {
+            out.push('-');
+        }
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = n.unsigned_abs();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        out.extend(digits[at..].iter().map(|d| char::from(*d)));
     } else {
         // Writing to a String cannot fail.
         let _ = write!(out, "{v}");
@@ -997,6 +1016,39 @@ pub fn render(
 mod tests {
     use super::*;
     use prometheus::GaugeVec;
+
+    #[test]
+    fn values_are_written_as_rust_formats_them() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            7.0,
+            10.0,
+            12345678.0,
+            -3.0,
+            999_999_999_999_999.0,
+            1e15,
+            -1e15,
+            1e21,
+            2.5e-7,
+            0.1,
+            -123.456,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ] {
+            let mut out = String::new();
+            write_value(&mut out, v);
+            assert_eq!(out, format!("{v}"), "{v:e}");
+        }
+        let mut out = String::new();
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            write_value(&mut out, v);
+            out.push(' ');
+        }
+        assert_eq!(out, "NaN +Inf -Inf ");
+    }
 
     #[test]
     fn self_metrics_register_and_render() {
