@@ -1162,6 +1162,76 @@ mod tests {
     }
 
     #[test]
+    fn the_resource_info_family_is_written_as_the_registry_encodes_it() {
+        let resource = |id: &str, name: &str, tags: &[(&str, &str)]| Resource {
+            id: id.into(),
+            name: name.into(),
+            region: "r".into(),
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            attributes: [("vpcId".to_string(), format!("vpc-{id}"))].into(),
+        };
+        let job = |account: &str, resources: Vec<Resource>| JobResult {
+            cloud: Cloud::Aliyun,
+            account_id: account.into(),
+            region: "r".into(),
+            product: Product::Clb,
+            success: true,
+            duration: Duration::ZERO,
+            resources: Arc::new(resources),
+            samples: Vec::new(),
+            error: None,
+            calls: 0,
+            min_period_s: 0,
+        };
+        let snapshot = Snapshot {
+            jobs: vec![
+                job(
+                    "2",
+                    vec![
+                        resource("lb-z", "web", &[("CodeName", "b"), ("env", "prod")]),
+                        resource("lb-a", "web", &[("CodeName", "b")]),
+                        resource("lb-q", "api", &[("team", "x\"y")]),
+                    ],
+                ),
+                job(
+                    "1",
+                    vec![
+                        resource("lb-m", "", &[("CodeName", "a")]),
+                        resource("lb-b", "db", &[("CodeName", "a"), ("env", "dev")]),
+                    ],
+                ),
+            ],
+            ..Snapshot::default()
+        };
+        let info = InfoLabels::of(&snapshot);
+        let family = info_family(&snapshot, &info);
+        assert_eq!(family.series.len(), 5);
+        let g = GaugeVec::new(Opts::new(family.name, family.help), &family.labels).unwrap();
+        for row in family.series.iter().rev() {
+            g.get_metric_with_label_values(&row.0).unwrap().set(1.0);
+        }
+        let registry = Registry::new();
+        registry.register(Box::new(g)).unwrap();
+        let mut want = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut want)
+            .unwrap();
+        let mut got = String::new();
+        let mut emit = |chunk: String| got.push_str(&chunk);
+        let mut sink = Sink {
+            buf: String::new(),
+            chunk: 100,
+            emit: &mut emit,
+        };
+        family.write(&mut sink);
+        sink.finish();
+        assert_eq!(got, String::from_utf8(want).unwrap());
+    }
+
+    #[test]
     fn tag_keys_become_label_names() {
         assert_eq!(tag_label("CodeName"), "tag_code_name");
         assert_eq!(tag_label("env"), "tag_env");
