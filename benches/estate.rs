@@ -14,8 +14,9 @@
 //! `cargo bench --bench estate -- --quick` a smoke run of the small ones. Options:
 //! `--sizes 100,1000`, `--latency-ms 20` (or `aliyun=20,tencent=30,…`), `--jitter-ms 0`,
 //! `--scrapes N` (warm scrapes for the RSS growth), `--shard-size N` (0 skips sharding),
-//! `--quota QPS` (every account's monitor API quota, in the simulator and in the exporter's
-//! `api_quotas`, so long runs of warm scrapes are bound by latency, not by the documented quota),
+//! `--quota QPS` (every account's monitor API quota in the exporter's `api_quotas`, and every
+//! API's in the simulator, never below its default; so long runs of warm scrapes are bound by
+//! latency, not by the documented quota),
 //! `--wrap "valgrind --tool=massif"` (run the exporter under a profiler). Writes
 //! `target/estate.json`.
 
@@ -28,7 +29,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use multicloud_exporter::clock::Clock;
-use multicloud_exporter::cloud::limiter::{documented_quota, SAFE_FRACTION};
+use multicloud_exporter::cloud::limiter::{
+    documented_quota, MAX_API_QUOTA, MIN_API_QUOTA, SAFE_FRACTION,
+};
 use multicloud_exporter::cloud::{Cloud, Product};
 use multicloud_exporter::cost::discovery_minimum::discovery_minimum;
 use multicloud_exporter::cost::minimum::{self, estate_demands, minimum_calls};
@@ -144,9 +147,9 @@ fn options() -> Options {
         })
         .unwrap_or(if quick { 1_000 } else { 10_000 });
     let quota = value("--quota").map(|q| match q.parse::<f64>() {
-        Ok(n) if n > 0.0 => n,
+        Ok(n) if (MIN_API_QUOTA..=MAX_API_QUOTA).contains(&n) => n,
         _ => fail(format!(
-            "--quota: {q:?} is not a positive number of calls per second"
+            "--quota: {q:?} is not a number of calls per second from {MIN_API_QUOTA} to {MAX_API_QUOTA}"
         )),
     });
     let wrap = value("--wrap")
@@ -515,9 +518,11 @@ async fn start_sim(estate: Estate, o: &Options) -> Simulator {
         latency_jitter: o.jitter,
         // The benchmark measures the exporter's pacing, not the simulator's quota: the limiter
         // keeps each account under 80 % of its quota anyway.
-        qps_limit: o
-            .quota
-            .map_or(SimSettings::default().qps_limit, |q| q.ceil() as usize),
+        // A raised quota applies to every API here, but never lowers the default one, so
+        // discovery is not throttled by a small --quota.
+        qps_limit: o.quota.map_or(SimSettings::default().qps_limit, |q| {
+            (q.ceil() as usize).max(SimSettings::default().qps_limit)
+        }),
         ..SimSettings::default()
     };
     let state = Arc::new(SimState::new(estate, Clock::System, settings));

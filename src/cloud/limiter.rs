@@ -18,7 +18,7 @@ pub const SAFE_FRACTION: f64 = 0.8;
 /// The documented per-account quota of an API in calls per second, where one is published.
 pub fn documented_quota(cloud: Cloud, api: &str) -> f64 {
     match (cloud, api) {
-        // DescribeMetricLast/List doc "Limits": 50 calls/s per API per account.
+        // DescribeMetricLast doc "Limits": 50 calls/s per API per account.
         (Cloud::Aliyun, "DescribeMetricLast") => 50.0,
         // Tencent GetMonitorData: 50 req/s (current API doc).
         (Cloud::Tencent, "GetMonitorData") => 50.0,
@@ -62,12 +62,14 @@ pub fn apis(cloud: Cloud) -> &'static [&'static str] {
             "DescribeTags",
             "GetResources",
             "ListBuckets",
+            "GetBucketLocation",
             "GetBucketTagging",
             "AssumeRole",
         ],
         Cloud::Huawei => &[
             "BatchListMetricData",
             "KeystoneListProjects",
+            "KeystoneListRegions",
             "ListLoadBalancers",
             "ListBuckets",
             "GetBucketTagging",
@@ -78,58 +80,94 @@ pub fn apis(cloud: Cloud) -> &'static [&'static str] {
 /// Largest quota `[accounts.api_quotas]` accepts, in calls per second.
 pub const MAX_API_QUOTA: f64 = 100_000.0;
 
+/// Smallest quota `[accounts.api_quotas]` accepts, in calls per second: below one call a
+/// minute and a half, every call would wait past any scrape's deadline.
+pub const MIN_API_QUOTA: f64 = 0.01;
+
 /// A token bucket, kept as the time its next token comes (the generic cell rate algorithm):
 /// each caller reserves its own slot and sleeps once until it. Waiters that each polled for a
 /// token would all wake at every token and all but one sleep again: at 30 waiters per account,
 /// that herd cost more CPU than the calls themselves.
 #[derive(Debug)]
 pub struct TokenBucket {
+    burst: f64,
+    state: Mutex<BucketState>,
+}
+
+#[derive(Debug)]
+struct BucketState {
     rate: f64,
     /// Time between tokens.
     interval: Duration,
     /// How far ahead of the next token a burst may reach: (burst - 1) intervals.
     burst_reach: Duration,
     /// When the token after the ones already promised comes.
-    next: Mutex<Instant>,
+    next: Instant,
+}
+
+impl BucketState {
+    fn set_rate(&mut self, rate: f64, burst: f64) {
+        // Clamped so the interval is a sane duration whatever the caller asks.
+        let rate = rate.clamp(MIN_API_QUOTA * SAFE_FRACTION, MAX_API_QUOTA);
+        self.rate = rate;
+        self.interval = Duration::from_secs_f64(1.0 / rate);
+        self.burst_reach = self.interval.mul_f64((burst - 1.0).max(0.0));
+    }
 }
 
 impl TokenBucket {
     /// `rate` tokens per second, holding at most `burst` (at least 1).
     pub fn new(rate: f64, burst: f64) -> TokenBucket {
-        let interval = Duration::from_secs_f64(1.0 / rate);
-        TokenBucket {
+        let mut state = BucketState {
             rate,
-            interval,
-            burst_reach: interval.mul_f64((burst - 1.0).max(0.0)),
-            next: Mutex::new(Instant::now()),
+            interval: Duration::ZERO,
+            burst_reach: Duration::ZERO,
+            next: Instant::now(),
+        };
+        state.set_rate(rate, burst);
+        TokenBucket {
+            burst,
+            state: Mutex::new(state),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BucketState> {
+        match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
     /// Tokens per second.
     pub fn rate(&self) -> f64 {
-        self.rate
+        self.state().rate
+    }
+
+    /// Change the rate, keeping the slots already promised.
+    pub fn set_rate(&self, rate: f64) {
+        self.state().set_rate(rate, self.burst);
     }
 
     /// Take one token, waiting for it; `false` (and nothing taken) when it would only come
     /// after `deadline`.
     pub async fn acquire(&self, deadline: Instant) -> bool {
-        let slot = {
-            let mut next = match self.next.lock() {
-                Ok(n) => n,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+        let (slot, now) = {
+            let mut state = self.state();
             let now = Instant::now();
-            let due = (*next).max(now);
+            let due = state.next.max(now);
             let slot = due
-                .checked_sub(self.burst_reach)
+                .checked_sub(state.burst_reach)
                 .map_or(now, |s| s.max(now));
             if slot > deadline {
                 return false;
             }
-            *next = due + self.interval;
-            slot
+            state.next = due + state.interval;
+            (slot, now)
         };
-        tokio::time::sleep_until(slot).await;
+        // A free slot is taken at once: the timer would round it up to its next millisecond.
+        if slot > now {
+            tokio::time::sleep_until(slot).await;
+        }
         true
     }
 }
@@ -142,8 +180,9 @@ pub struct Limiters {
 
 impl Limiters {
     /// The bucket of (cloud, account, api), at the safe fraction of `quota` (the account's
-    /// configured quota of the API, if any) or else of the documented one. A bucket made for
-    /// another quota (before a reload changed it) is replaced.
+    /// configured quota of the API, if any) or else of the documented one. A reload that
+    /// changed the quota changes the bucket's rate in place, keeping the slots it promised, so
+    /// a collection of the old config still running and one of the new share one spacing.
     pub fn get(
         &self,
         cloud: Cloud,
@@ -156,17 +195,15 @@ impl Limiters {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let key = (cloud, account.to_string(), api.to_string());
-        match map.get(&key) {
-            Some(bucket) if bucket.rate() == rate => bucket.clone(),
-            _ => {
-                // No burst: calls are evenly spaced, so no one-second window of the cloud's
-                // quota counter sees more than rate + 1 calls, even when they bunch in transit.
-                let bucket = Arc::new(TokenBucket::new(rate, 1.0));
-                map.insert(key, bucket.clone());
-                bucket
-            }
+        let bucket = map
+            .entry((cloud, account.to_string(), api.to_string()))
+            // No burst: calls are evenly spaced, so no one-second window of the cloud's quota
+            // counter sees more than rate + 1 calls, even when they bunch in transit.
+            .or_insert_with(|| Arc::new(TokenBucket::new(rate, 1.0)));
+        if bucket.rate() != rate {
+            bucket.set_rate(rate);
         }
+        bucket.clone()
     }
 
     /// Drop the buckets of accounts no longer configured.
@@ -229,11 +266,9 @@ mod tests {
         assert_eq!(documented.rate(), 40.0);
         let raised = limiters.get(Cloud::Aws, "1", "GetMetricData", Some(1250.0));
         assert_eq!(raised.rate(), 1000.0);
-        assert!(Arc::ptr_eq(
-            &raised,
-            &limiters.get(Cloud::Aws, "1", "GetMetricData", Some(1250.0))
-        ));
-        assert!(!Arc::ptr_eq(&raised, &documented));
+        // One bucket per (cloud, account, API), its rate changed in place.
+        assert!(Arc::ptr_eq(&raised, &documented));
+        assert_eq!(documented.rate(), 1000.0);
         // Another account keeps its own bucket at the documented rate.
         assert_eq!(
             limiters.get(Cloud::Aws, "2", "GetMetricData", None).rate(),

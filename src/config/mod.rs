@@ -1028,7 +1028,7 @@ fn read_api_quotas(
     t: &toml::Table,
     cloud: Option<Cloud>,
 ) -> BTreeMap<String, f64> {
-    use crate::cloud::limiter::{apis, MAX_API_QUOTA};
+    use crate::cloud::limiter::{apis, MAX_API_QUOTA, MIN_API_QUOTA};
     let mut quotas = BTreeMap::new();
     let Some(qt) = r.table(p, t, "api_quotas") else {
         return quotas;
@@ -1052,12 +1052,12 @@ fn read_api_quotas(
             toml::Value::Float(f) => *f,
             _ => f64::NAN,
         };
-        if n > 0.0 && n <= MAX_API_QUOTA {
+        if (MIN_API_QUOTA..=MAX_API_QUOTA).contains(&n) {
             quotas.insert(api.clone(), n);
         } else {
             r.error(
                 &path,
-                &format!("must be the account's quota of the API in calls per second, a number above 0 and at most {MAX_API_QUOTA} (e.g. 100)"),
+                &format!("must be the account's quota of the API in calls per second, a number from {MIN_API_QUOTA} to {MAX_API_QUOTA} (e.g. 100)"),
             );
         }
     }

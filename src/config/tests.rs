@@ -472,14 +472,15 @@ fn api_quotas_name_apis_of_the_accounts_cloud_with_a_rate() {
     assert_eq!(c.accounts[0].api_quotas["GetMetricData"], 400.0);
     assert_eq!(c.accounts[0].api_quotas["DescribeLoadBalancers"], 2.5);
     let e = errors(&format!(
-        "{base}[accounts.api_quotas]\nDescribeMetricLast = 100\nGetMetricData = 0\nListBuckets = \"fast\"\n"
+        "{base}[accounts.api_quotas]\nDescribeMetricLast = 100\nGetMetricData = 0\nListBuckets = \"fast\"\nDescribeTags = 1e-20\n"
     ));
     assert_eq!(
         e,
         vec![
-            "accounts[0].api_quotas.DescribeMetricLast: aws has no API \"DescribeMetricLast\" here: use one of GetMetricData, DescribeRegions, DescribeLoadBalancers, DescribeTags, GetResources, ListBuckets, GetBucketTagging, AssumeRole",
-            "accounts[0].api_quotas.GetMetricData: must be the account's quota of the API in calls per second, a number above 0 and at most 100000 (e.g. 100)",
-            "accounts[0].api_quotas.ListBuckets: must be the account's quota of the API in calls per second, a number above 0 and at most 100000 (e.g. 100)",
+            "accounts[0].api_quotas.DescribeMetricLast: aws has no API \"DescribeMetricLast\" here: use one of GetMetricData, DescribeRegions, DescribeLoadBalancers, DescribeTags, GetResources, ListBuckets, GetBucketLocation, GetBucketTagging, AssumeRole",
+            "accounts[0].api_quotas.DescribeTags: must be the account's quota of the API in calls per second, a number from 0.01 to 100000 (e.g. 100)",
+            "accounts[0].api_quotas.GetMetricData: must be the account's quota of the API in calls per second, a number from 0.01 to 100000 (e.g. 100)",
+            "accounts[0].api_quotas.ListBuckets: must be the account's quota of the API in calls per second, a number from 0.01 to 100000 (e.g. 100)",
         ]
     );
 }
