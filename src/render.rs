@@ -1050,6 +1050,31 @@ mod tests {
         assert_eq!(out, "NaN +Inf -Inf ");
     }
 
+    /// What the `prometheus` crate's encoder writes for a gauge family.
+    fn encoded(g: GaugeVec) -> String {
+        let registry = Registry::new();
+        registry.register(Box::new(g)).unwrap();
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&registry.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// What [`GaugeFamily::write`] writes, in small chunks.
+    fn written<R: Row>(family: &GaugeFamily<'_, R>) -> String {
+        let mut got = String::new();
+        let mut emit = |chunk: String| got.push_str(&chunk);
+        let mut sink = Sink {
+            buf: String::new(),
+            chunk: 100,
+            emit: &mut emit,
+        };
+        family.write(&mut sink);
+        sink.finish();
+        got
+    }
+
     #[test]
     fn self_metrics_register_and_render() {
         let m = SelfMetrics::new();
@@ -1137,27 +1162,14 @@ mod tests {
                     .set(s.value);
             }
         }
-        let registry = Registry::new();
-        registry.register(Box::new(g)).unwrap();
-        let mut want = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut want)
-            .unwrap();
+        let want = encoded(g);
         let mut families = cloud_families(&snapshot, &mappings);
         assert_eq!(families.len(), 1);
         let family = families.remove(0).build(&Ranks::of(&snapshot));
         assert_eq!(family.name, fam.name);
         assert_eq!(family.series.len(), 5, "the duplicate is dropped");
-        let mut got = String::new();
-        let mut emit = |chunk: String| got.push_str(&chunk);
-        let mut sink = Sink {
-            buf: String::new(),
-            chunk: 100,
-            emit: &mut emit,
-        };
-        family.write(&mut sink);
-        sink.finish();
-        assert_eq!(got, String::from_utf8(want).unwrap());
+        let got = written(&family);
+        assert_eq!(got, want);
         assert!(got.contains("} 1\n"), "the first of the duplicates is kept");
     }
 
@@ -1213,22 +1225,9 @@ mod tests {
         for row in family.series.iter().rev() {
             g.get_metric_with_label_values(&row.0).unwrap().set(1.0);
         }
-        let registry = Registry::new();
-        registry.register(Box::new(g)).unwrap();
-        let mut want = Vec::new();
-        TextEncoder::new()
-            .encode(&registry.gather(), &mut want)
-            .unwrap();
-        let mut got = String::new();
-        let mut emit = |chunk: String| got.push_str(&chunk);
-        let mut sink = Sink {
-            buf: String::new(),
-            chunk: 100,
-            emit: &mut emit,
-        };
-        family.write(&mut sink);
-        sink.finish();
-        assert_eq!(got, String::from_utf8(want).unwrap());
+        let want = encoded(g);
+        let got = written(&family);
+        assert_eq!(got, want);
     }
 
     #[test]
