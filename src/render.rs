@@ -4,7 +4,7 @@
 //! ([`SelfMetrics`]). It is written in chunks, so `/metrics` streams it instead of holding it
 //! whole. Output is deterministic: families sorted by name, series by labels.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use rustc_hash::FxHashMap;
 
 use crate::cloud::{Cloud, CloudError, ErrorClass, Product, Resource};
 use crate::mapping::{MappingSet, COMMON_LABELS};
@@ -424,24 +425,20 @@ trait Row {
     fn value(&self) -> f64;
 }
 
-/// A cloud series: a sample and the job whose labels it shares.
+/// A cloud series: a sample and the job whose labels it shares. Kept small (there is one per
+/// exported series while the exposition is written): sorting compares [`Ranks`], and writing
+/// copies the resource's [`CommonLabelText`], so neither needs its label values here.
 #[derive(Clone, Copy)]
 struct Series<'a> {
     job: &'a JobResult,
-    /// Index of the job in the snapshot, for its [`Ranks`].
-    job_index: usize,
     sample: &'a Sample,
-    /// The resource's `code_name`, looked up once (sorting asks for it at every comparison).
-    code_name: &'a str,
+    /// Index of the job in the snapshot, for its [`Ranks`] and [`CommonLabelText`].
+    job_index: u32,
 }
 
 impl Row for Series<'_> {
     fn label(&self, i: usize) -> &str {
-        if i == 5 {
-            self.code_name
-        } else {
-            self.job.label(self.sample, i)
-        }
+        self.job.label(self.sample, i)
     }
     fn value(&self) -> f64 {
         self.sample.value
@@ -514,6 +511,19 @@ impl<'a, R: Row> GaugeFamily<'a, R> {
     /// Write the family in the text format; nothing for a family without series (as the
     /// registry gathers it).
     fn write(&self, sink: &mut Sink<'_>) {
+        self.write_with(sink, |out, row| {
+            let mut separator = '{';
+            for i in &self.order {
+                out.push(separator);
+                write_label(out, self.labels[*i], row.label(*i));
+                separator = ',';
+            }
+            out.push('}');
+        });
+    }
+
+    /// Write the family with `labels` writing each series' `{…}`.
+    fn write_with(&self, sink: &mut Sink<'_>, mut labels: impl FnMut(&mut String, &R)) {
         if self.series.is_empty() {
             return;
         }
@@ -528,20 +538,126 @@ impl<'a, R: Row> GaugeFamily<'a, R> {
         for row in &self.series {
             let out = &mut sink.buf;
             out.push_str(self.name);
-            let mut separator = '{';
-            for i in &self.order {
-                out.push(separator);
-                out.push_str(self.labels[*i]);
-                out.push_str("=\"");
-                escape_into(out, row.label(*i), true);
-                out.push('"');
-                separator = ',';
-            }
-            out.push_str("} ");
+            labels(out, row);
+            out.push(' ');
             write_value(out, row.value());
             out.push('\n');
             sink.flush_if_full();
         }
+    }
+}
+
+impl GaugeFamily<'_, Series<'_>> {
+    /// Write a cloud family, copying each series' common labels from its resource's text.
+    fn write_cloud(&self, common: &CommonLabelText, sink: &mut Sink<'_>) {
+        // The labels in name order as runs: the common labels that follow each other in it
+        // are one copy from the resource's text.
+        enum Run {
+            Common { first: usize, last: usize },
+            Own(usize),
+        }
+        let mut runs: Vec<Run> = Vec::new();
+        for &i in &self.order {
+            match common_position(i) {
+                Some(p) => match runs.last_mut() {
+                    Some(Run::Common { last, .. }) if *last + 1 == p => *last = p,
+                    _ => runs.push(Run::Common { first: p, last: p }),
+                },
+                None => runs.push(Run::Own(i)),
+            }
+        }
+        self.write_with(sink, |out, s| {
+            let (text, ends) = common.of_resource(s.job_index as usize, s.sample.resource);
+            let mut separator = '{';
+            for run in &runs {
+                out.push(separator);
+                separator = ',';
+                match *run {
+                    Run::Common { first, last } => {
+                        // Pair k ends at ends[k + 1]; the next begins after its comma.
+                        let start = if first == 0 { ends[0] } else { ends[first] + 1 };
+                        out.push_str(&text[start as usize..ends[last + 1] as usize]);
+                    }
+                    Run::Own(i) => write_label(out, self.labels[i], s.label(i)),
+                }
+            }
+            out.push('}');
+        });
+    }
+}
+
+/// `name="value"`, the value escaped.
+fn write_label(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push_str("=\"");
+    escape_into(out, value, true);
+    out.push('"');
+}
+
+/// The indices of [`COMMON_LABELS`] in label-name order (the order the encoder writes them).
+fn common_name_order() -> [usize; COMMON_LABELS.len()] {
+    let mut order: [usize; COMMON_LABELS.len()] = std::array::from_fn(|i| i);
+    order.sort_by_key(|i| COMMON_LABELS[*i]);
+    order
+}
+
+/// Where common label `i` stands in label-name order; `None` for a family's own label.
+fn common_position(i: usize) -> Option<usize> {
+    common_name_order().iter().position(|c| *c == i)
+}
+
+/// The common labels of every resource of a snapshot, written once per exposition as a
+/// series carries them (`name="escaped value"` in label-name order, comma-separated). A
+/// resource has several series (one per metric, more with ports or code classes), so each
+/// series copies its resource's text instead of writing and escaping six labels again.
+struct CommonLabelText {
+    /// Per job: the texts of its resources one after another, then that of a resource index
+    /// out of range (empty `resource_id` and `code_name`, as [`JobResult::label`] has them).
+    texts: Vec<String>,
+    /// Per job, per resource (and the out-of-range one last): where its text starts, then
+    /// where each of its label pairs ends.
+    ends: Vec<Vec<[u32; COMMON_LABELS.len() + 1]>>,
+}
+
+impl CommonLabelText {
+    fn of(snapshot: &Snapshot) -> CommonLabelText {
+        let order = common_name_order();
+        let mut texts = Vec::with_capacity(snapshot.jobs.len());
+        let mut all_ends = Vec::with_capacity(snapshot.jobs.len());
+        for job in &snapshot.jobs {
+            let resources = job.resources.iter().map(|r| (r.id.as_str(), r.code_name()));
+            let mut text = String::new();
+            let mut ends = Vec::with_capacity(job.resources.len() + 1);
+            for (id, code_name) in resources.chain([("", "")]) {
+                let mut at = [text.len() as u32; COMMON_LABELS.len() + 1];
+                for (k, &i) in order.iter().enumerate() {
+                    if k > 0 {
+                        text.push(',');
+                    }
+                    let value = match i {
+                        0..=3 => job.label_of_job(i),
+                        4 => id,
+                        _ => code_name,
+                    };
+                    write_label(&mut text, COMMON_LABELS[i], value);
+                    at[k + 1] = text.len() as u32;
+                }
+                ends.push(at);
+            }
+            texts.push(text);
+            all_ends.push(ends);
+        }
+        CommonLabelText {
+            texts,
+            ends: all_ends,
+        }
+    }
+
+    /// The text of a job's resource and where its pairs end.
+    fn of_resource(&self, job: usize, resource: u32) -> (&str, &[u32; COMMON_LABELS.len() + 1]) {
+        let ends = &self.ends[job];
+        let at = ends.get(resource as usize).unwrap_or(&ends[ends.len() - 1]);
+        (&self.texts[job], at)
     }
 }
 
@@ -714,8 +830,8 @@ impl<'a> CloudSeries<'a> {
         for s in &self.series {
             for i in &order {
                 keys.push(match *i {
-                    i @ 0..=3 => ranks.jobs[s.job_index][i],
-                    i @ (4 | 5) => ranks.resources[s.job_index]
+                    i @ 0..=3 => ranks.jobs[s.job_index as usize][i],
+                    i @ (4 | 5) => ranks.resources[s.job_index as usize]
                         .get(s.sample.resource as usize)
                         .map_or(0, |r| r[i - 4]),
                     i => {
@@ -759,14 +875,12 @@ fn cloud_families<'a>(snapshot: &'a Snapshot, mappings: &'a MappingSet) -> Vec<C
         .into_iter()
         .map(|(family, n)| (family, Vec::with_capacity(n)))
         .collect();
-    for (job_index, job) in snapshot.jobs.iter().enumerate() {
-        let code_names: Vec<&str> = job.resources.iter().map(Resource::code_name).collect();
+    for (job_index, job) in (0u32..).zip(&snapshot.jobs) {
         for s in &job.samples {
             by_family.entry(s.family).or_default().push(Series {
                 job,
-                job_index,
                 sample: s,
-                code_name: code_names.get(s.resource as usize).copied().unwrap_or(""),
+                job_index,
             });
         }
     }
@@ -824,14 +938,14 @@ fn job_families(snapshot: &Snapshot) -> Vec<GaugeFamily<'_, JobRow<'_>>> {
 struct InfoLabels<'a> {
     attribute_labels: Vec<String>,
     tag_labels: Vec<String>,
-    label_of_attribute: HashMap<&'a str, String>,
-    label_of_tag: HashMap<&'a str, String>,
+    label_of_attribute: FxHashMap<&'a str, String>,
+    label_of_tag: FxHashMap<&'a str, String>,
 }
 
 impl<'a> InfoLabels<'a> {
     fn of(snapshot: &'a Snapshot) -> InfoLabels<'a> {
-        let mut label_of_attribute: HashMap<&str, String> = HashMap::new();
-        let mut label_of_tag: HashMap<&str, String> = HashMap::new();
+        let mut label_of_attribute: FxHashMap<&str, String> = FxHashMap::default();
+        let mut label_of_tag: FxHashMap<&str, String> = FxHashMap::default();
         for r in snapshot.jobs.iter().flat_map(|j| j.resources.iter()) {
             for k in r.attributes.keys() {
                 if !label_of_attribute.contains_key(k.as_str()) {
@@ -857,23 +971,31 @@ impl<'a> InfoLabels<'a> {
         }
     }
 
-    /// The values of `labels` from a resource's keyed values; several keys may sanitise to one
-    /// label, and then the first key in order wins.
+    /// The values of `labels` (in label order) from a resource's keyed values; several keys
+    /// may sanitise to one label, and then the first key in order wins.
     fn values_into(
         out: &mut Vec<&'a str>,
         labels: &[String],
-        label_of: &HashMap<&'a str, String>,
+        label_of: &FxHashMap<&'a str, String>,
         keyed: &'a BTreeMap<String, String>,
     ) {
-        let by_label: Vec<(&str, &str)> = keyed
+        let mut by_label: Vec<(&str, &str)> = keyed
             .iter()
             .filter_map(|(k, v)| Some((label_of.get(k.as_str())?.as_str(), v.as_str())))
             .collect();
+        // Stable, so of the keys that give one label the first in key order comes first, and
+        // is the one kept.
+        by_label.sort_by_key(|(label, _)| *label);
+        by_label.dedup_by_key(|(label, _)| *label);
+        // Both in label order: one walk, not a search of the resource's labels per label of
+        // the family (which has the union of every resource's tag labels).
+        let mut have = by_label.iter().peekable();
         out.extend(labels.iter().map(|l| {
-            by_label
-                .iter()
-                .find(|(label, _)| label == l)
-                .map_or("", |(_, v)| *v)
+            while have.next_if(|(label, _)| *label < l.as_str()).is_some() {}
+            match have.peek() {
+                Some((label, v)) if label == l => *v,
+                _ => "",
+            }
         }));
     }
 }
@@ -957,6 +1079,7 @@ pub fn write_exposition(
     }
     let info_labels = InfoLabels::of(snapshot);
     let ranks = Ranks::of(snapshot);
+    let common = CommonLabelText::of(snapshot);
     let mut parts: BTreeMap<&str, Part<'_>> = BTreeMap::new();
     for fam in cloud_families(snapshot, mappings) {
         parts.insert(&fam.family.name, Part::Cloud(fam));
@@ -981,7 +1104,7 @@ pub fn write_exposition(
                 sink.buf.push_str(text);
                 sink.flush_if_full();
             }
-            Part::Cloud(series) => series.build(&ranks).write(&mut sink),
+            Part::Cloud(series) => series.build(&ranks).write_cloud(&common, &mut sink),
             Part::Job(fam) => fam.write(&mut sink),
             Part::Info => info_family(snapshot, &info_labels).write(&mut sink),
         }
@@ -1061,8 +1184,8 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    /// What [`GaugeFamily::write`] writes, in small chunks.
-    fn written<R: Row>(family: &GaugeFamily<'_, R>) -> String {
+    /// What `write` writes into a sink of small chunks.
+    fn written_by(write: impl FnOnce(&mut Sink<'_>)) -> String {
         let mut got = String::new();
         let mut emit = |chunk: String| got.push_str(&chunk);
         let mut sink = Sink {
@@ -1070,9 +1193,14 @@ mod tests {
             chunk: 100,
             emit: &mut emit,
         };
-        family.write(&mut sink);
+        write(&mut sink);
         sink.finish();
         got
+    }
+
+    /// What [`GaugeFamily::write`] writes.
+    fn written<R: Row>(family: &GaugeFamily<'_, R>) -> String {
+        written_by(|sink| family.write(sink))
     }
 
     #[test]
@@ -1089,16 +1217,36 @@ mod tests {
         assert!(text.contains("multicloud_build_info{version="));
     }
 
+    /// Every family with labels of its own (they sort before, among and after the common
+    /// labels: `code_class`, `method`, `source`, …) and one without, so label order, the runs
+    /// of common labels copied from a resource's text, and sorting all matter.
     #[test]
     fn cloud_families_are_written_as_the_registry_encodes_them() {
         let mappings = MappingSet::embedded().unwrap();
-        // A family with labels of its own, so label order and sorting matter.
-        let (idx, fam) = mappings
-            .families
-            .iter()
-            .enumerate()
-            .find(|(_, f)| !f.labels.is_empty())
-            .unwrap();
+        let mut own_labels: BTreeSet<&str> = BTreeSet::new();
+        let mut plain_checked = false;
+        for (idx, fam) in mappings.families.iter().enumerate() {
+            let new_label = fam.labels.iter().any(|l| !own_labels.contains(l.as_str()));
+            let first_plain = fam.labels.is_empty() && !plain_checked;
+            if new_label || first_plain {
+                check_cloud_family(&mappings, idx);
+                own_labels.extend(fam.labels.iter().map(String::as_str));
+                plain_checked |= first_plain;
+            }
+        }
+        for l in [
+            "code_class",
+            "method",
+            "source",
+            "storage_class",
+            "target_group",
+        ] {
+            assert!(own_labels.contains(l), "{l} is covered");
+        }
+    }
+
+    fn check_cloud_family(mappings: &MappingSet, idx: usize) {
+        let fam = &mappings.families[idx];
         let resource = |id: &str, code_name: &str| Resource {
             id: id.into(),
             name: String::new(),
@@ -1141,6 +1289,8 @@ mod tests {
                         sample(0, "q\"uote", 0.1),
                         // A duplicate series: the first is kept.
                         sample(0, "z", 9.0),
+                        // A resource index out of range: empty resource_id and code_name.
+                        sample(7, "o", 4.0),
                     ],
                 ),
                 job(
@@ -1163,14 +1313,31 @@ mod tests {
             }
         }
         let want = encoded(g);
-        let mut families = cloud_families(&snapshot, &mappings);
+        let mut families = cloud_families(&snapshot, mappings);
         assert_eq!(families.len(), 1);
         let family = families.remove(0).build(&Ranks::of(&snapshot));
         assert_eq!(family.name, fam.name);
-        assert_eq!(family.series.len(), 5, "the duplicate is dropped");
+        let distinct = if fam.labels.is_empty() { 4 } else { 6 };
+        assert_eq!(
+            family.series.len(),
+            distinct,
+            "{}: duplicates dropped",
+            fam.name
+        );
         let got = written(&family);
-        assert_eq!(got, want);
+        assert_eq!(got, want, "{}", fam.name);
         assert!(got.contains("} 1\n"), "the first of the duplicates is kept");
+        assert!(
+            got.contains("resource_id=\"\""),
+            "out of range: empty resource_id"
+        );
+        let common = CommonLabelText::of(&snapshot);
+        assert_eq!(
+            written_by(|sink| family.write_cloud(&common, sink)),
+            want,
+            "{}: copied common labels",
+            fam.name
+        );
     }
 
     #[test]
@@ -1228,6 +1395,29 @@ mod tests {
         let want = encoded(g);
         let got = written(&family);
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn info_values_are_found_by_label_and_the_first_key_of_a_label_wins() {
+        let keyed: BTreeMap<String, String> = [
+            ("env", "3"),
+            ("Env", "2"),
+            ("ENV", "1"),
+            ("team", "t"),
+            ("zone", "not a label of the family"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let label_of: FxHashMap<&str, String> =
+            keyed.keys().map(|k| (k.as_str(), tag_label(k))).collect();
+        let labels: Vec<String> = ["tag_a", "tag_env", "tag_owner", "tag_team", "tag_zz"]
+            .iter()
+            .map(|l| l.to_string())
+            .collect();
+        let mut out = vec!["before"];
+        InfoLabels::values_into(&mut out, &labels, &label_of, &keyed);
+        assert_eq!(out, ["before", "", "1", "", "t", ""]);
     }
 
     #[test]

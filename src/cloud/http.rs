@@ -164,7 +164,10 @@ pub async fn send(
             site.error(class, format!("transport: {message}"))
         })?;
         let status = response.status().as_u16();
-        let mut body = BytesMut::new();
+        // Sized from Content-Length when the answer has one (never past the cap), so a large
+        // answer is not grown (and copied) by doubling as its chunks arrive.
+        let expected = response.content_length().unwrap_or(0);
+        let mut body = BytesMut::with_capacity(usize::try_from(expected).unwrap_or(max).min(max));
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {

@@ -302,11 +302,27 @@ pub type SeriesKey = (usize, u32, Vec<(String, String)>);
 /// several pages or rows can carry points of one series.
 #[derive(Default)]
 pub struct NewestPoints {
-    /// Series → (timestamp ms, value, period s) of its newest point so far.
-    newest: std::collections::HashMap<SeriesKey, (i64, f64, u64)>,
+    /// Series → (timestamp ms, value, period s) of its newest point so far. Keys are the
+    /// job's own indices and the cloud's dimension values, so a fast hash (not one that resists
+    /// chosen keys) is enough.
+    newest: rustc_hash::FxHashMap<SeriesKey, (i64, f64, u64)>,
 }
 
 impl NewestPoints {
+    /// Room for `series` series up front (a job's items × resources), so the table is not
+    /// rebuilt as it grows.
+    /// At most [`NewestPoints::MAX_RESERVED`] are reserved: past that the table grows as points
+    /// arrive (a job's metrics may return far fewer series than it asks for).
+    pub fn with_capacity(series: usize) -> NewestPoints {
+        let reserved = series.min(Self::MAX_RESERVED);
+        NewestPoints {
+            newest: rustc_hash::FxHashMap::with_capacity_and_hasher(reserved, Default::default()),
+        }
+    }
+
+    /// Most series reserved up front.
+    pub const MAX_RESERVED: usize = 1 << 16;
+
     /// Keep the point if it is the newest of its series so far.
     pub fn offer(&mut self, series: SeriesKey, timestamp_ms: i64, value: f64, period_s: u64) {
         let slot = self

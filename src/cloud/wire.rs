@@ -89,6 +89,51 @@ impl Text {
     }
 }
 
+/// Reads a scalar through `f` as text without keeping it: `f(Some(text))` for a string,
+/// `f(None)` for anything else (a number, null, a list or an object, which is read and
+/// dropped). For values only matched against known words, where an owned copy of each would
+/// be an allocation per series.
+pub fn read_str<'de, D: Deserializer<'de>, T>(
+    d: D,
+    f: fn(Option<&str>) -> T,
+) -> Result<T, D::Error> {
+    struct StrVisitor<T>(fn(Option<&str>) -> T);
+    impl<'de, T> Visitor<'de> for StrVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            Ok((self.0)(Some(v)))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<T, E> {
+            Ok((self.0)(None))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<T, E> {
+            Ok((self.0)(None))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<T, E> {
+            Ok((self.0)(None))
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<T, E> {
+            Ok((self.0)(None))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Ok((self.0)(None))
+        }
+        fn visit_none<E: de::Error>(self) -> Result<T, E> {
+            Ok((self.0)(None))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+            drain_seq(seq).map(|()| (self.0)(None))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            drain_map(map).map(|()| (self.0)(None))
+        }
+    }
+    d.deserialize_any(StrVisitor(f))
+}
+
 /// A number read leniently: a JSON number, or a string that holds one; anything else (null,
 /// other text, a boolean, a list, an object) reads as none.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -4,8 +4,8 @@
 //! (1440 rows a page, the most `Length` allows), or the resources' dimensions in batches of 50
 //! (the per-call limit).
 
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use futures_util::stream::{self, StreamExt};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -357,7 +357,7 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, 'de> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.columns.iter().position(|c| *c == key) {
+            match column_of(self.columns, &key) {
                 Some(i) => self.cells[i] = map.next_value::<MaybeCell<'de>>()?.0,
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -366,6 +366,17 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, 'de> {
         }
         Ok(true)
     }
+}
+
+/// Which of `columns` a row key is. Every key of every row is looked up, and most are not a
+/// column (or are one of `Average`, `Maximum`, `Minimum`, all of one length): a column is
+/// compared in full only when its length and first and last bytes match.
+fn column_of(columns: &[&str], key: &str) -> Option<usize> {
+    let k = key.as_bytes();
+    columns.iter().position(|c| {
+        let c = c.as_bytes();
+        c.len() == k.len() && c.first() == k.first() && c.last() == k.last() && c == k
+    })
 }
 
 /// The newest complete point of a row, named by resource index.
@@ -443,7 +454,7 @@ pub async fn fetch(
         }
     };
     let now_ms = p.shared().clock.now_ms();
-    let by_id: HashMap<&str, u32> = resources
+    let by_id: FxHashMap<&str, u32> = resources
         .iter()
         .enumerate()
         .map(|(i, r)| (r.id.as_str(), i as u32))
@@ -521,7 +532,7 @@ pub async fn fetch(
             (q, r)
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
-    let mut newest = NewestPoints::default();
+    let mut newest = NewestPoints::with_capacity(items.len() * resources.len());
     while let Some((q, r)) = results.next().await {
         let (points, matched, period, calls) = match r {
             Ok(x) => x,
@@ -553,7 +564,7 @@ pub async fn fetch(
 struct Reading<'a> {
     layout: &'a RowLayout<'a>,
     source: &'a SourceSpec,
-    by_id: &'a HashMap<&'a str, u32>,
+    by_id: &'a FxHashMap<&'a str, u32>,
     now_ms: i64,
 }
 
@@ -733,6 +744,20 @@ mod tests {
         assert_eq!(rows[0][2].as_ref().and_then(Cell::as_i64), Some(60_000));
         assert!(read_rows("{}", &["instanceId"], |_| ()).is_err());
         assert!(read_rows("", &["instanceId"], |_| ()).is_ok());
+    }
+
+    #[test]
+    fn row_keys_are_matched_to_columns_exactly() {
+        let columns = ["instanceId", "Average", "timestamp", "port"];
+        assert_eq!(column_of(&columns, "Average"), Some(1));
+        assert_eq!(column_of(&columns, "port"), Some(3));
+        // Same length and ends, another middle; same length, other ends; a prefix.
+        assert_eq!(column_of(&columns, "instanXeId"), None);
+        assert_eq!(column_of(&columns, "Avexage"), None);
+        assert_eq!(column_of(&columns, "Maximum"), None);
+        assert_eq!(column_of(&columns, "por"), None);
+        assert_eq!(column_of(&columns, ""), None);
+        assert_eq!(column_of(&["", "port"], ""), Some(0));
     }
 
     #[test]

@@ -276,12 +276,13 @@ pub struct MetricDataAnswer {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MetricDataResult {
-    /// The query's `Id`.
-    #[serde(default)]
-    pub id: Option<String>,
+    /// The index of the query its `Id` names (`m<n>`; `None` for any other `Id`), read
+    /// without keeping the text: a large scrape has tens of thousands of them.
+    #[serde(default, rename = "Id", deserialize_with = "query_of_id")]
+    pub query: Option<usize>,
     /// `Complete`, `PartialData`, `Forbidden` or `InternalError`.
     #[serde(default)]
-    pub status_code: Option<String>,
+    pub status_code: Status,
     /// Epoch seconds or ISO 8601, newest first (`TimestampDescending`).
     #[serde(default, deserialize_with = "wire::list")]
     pub timestamps: Vec<TimestampMs>,
@@ -301,6 +302,45 @@ impl MetricDataResult {
             .zip(&self.values)
             .filter_map(|(t, v)| Some((t.0?, v.0?)))
     }
+}
+
+/// A result's `StatusCode`: only a refusal is told apart from data (`Complete`, `PartialData`,
+/// or a status this exporter does not know, which is treated as data).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Datapoints (or nothing to say).
+    #[default]
+    Data,
+    /// `Forbidden`: the query was refused for want of permission.
+    Forbidden,
+    /// `InternalError`: the cloud failed the query.
+    InternalError,
+}
+
+impl Status {
+    /// The code as the cloud writes it, for a refusal.
+    fn code(self) -> Option<&'static str> {
+        match self {
+            Status::Data => None,
+            Status::Forbidden => Some("Forbidden"),
+            Status::InternalError => Some("InternalError"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+        wire::read_str(d, |s| match s {
+            Some("Forbidden") => Status::Forbidden,
+            Some("InternalError") => Status::InternalError,
+            _ => Status::Data,
+        })
+    }
+}
+
+/// The query index of a result's `Id`.
+fn query_of_id<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    wire::read_str(d, |s| s.and_then(query_index))
 }
 
 /// A `MessageData`.
@@ -423,7 +463,7 @@ async fn run_call(
             .await
             .map_err(|e| (e, calls))?;
         for r in &answer.metric_data_results {
-            let n = r.id.as_deref().and_then(query_index);
+            let n = r.query;
             // Complete and PartialData carry datapoints (PartialData continues on the next
             // page); Forbidden and InternalError fail the query, not the call. A refusal whose
             // `Id` names no query of this call is still reported (against the call's first
@@ -490,11 +530,10 @@ fn query_of<'a>(
 
 /// The error of a result whose `StatusCode` says the cloud did not answer the query.
 fn refused_query(r: &MetricDataResult, region: &str) -> Option<CloudError> {
-    let status = r.status_code.as_deref()?;
-    let class = match status {
-        "Forbidden" => ErrorClass::AuthError,
-        "InternalError" => ErrorClass::ServerError,
-        _ => return None,
+    let status = r.status_code.code()?;
+    let class = match r.status_code {
+        Status::Forbidden => ErrorClass::AuthError,
+        _ => ErrorClass::ServerError,
     };
     let detail = r
         .messages
@@ -513,7 +552,7 @@ fn refused_query(r: &MetricDataResult, region: &str) -> Option<CloudError> {
             class,
             format!(
                 "query {} answered {status}: {detail}",
-                r.id.as_deref().unwrap_or("?")
+                r.query.map_or("?".to_string(), |n| format!("m{n}"))
             ),
         )
     })
@@ -594,7 +633,15 @@ mod tests {
         let e = refused_query(&r, "us-east-1").unwrap();
         assert_eq!(e.class, ErrorClass::AuthError);
         assert!(e.message.contains("m3") && e.message.contains("not allowed"));
-        for status in ["PartialData", "Complete"] {
+        let r: MetricDataResult =
+            serde_json::from_value(json!({"Id": "x9", "StatusCode": "InternalError"})).unwrap();
+        let e = refused_query(&r, "us-east-1").unwrap();
+        assert_eq!(e.class, ErrorClass::ServerError);
+        assert_eq!(e.code.as_deref(), Some("InternalError"));
+        assert!(e
+            .message
+            .contains("query ? answered InternalError: no message"));
+        for status in ["PartialData", "Complete", "SomethingNew"] {
             let r: MetricDataResult =
                 serde_json::from_value(json!({"Id": "m0", "StatusCode": status})).unwrap();
             assert!(refused_query(&r, "us-east-1").is_none());

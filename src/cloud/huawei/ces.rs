@@ -4,9 +4,10 @@
 //! point needs, and a (region, period)'s (metric, resource) pairs are packed into
 //! ⌈pairs / min(500, 3000 / points)⌉ calls.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::HuaweiProvider;
@@ -158,9 +159,21 @@ type MatchKey<'a> = (&'a str, Vec<(&'a str, &'a str)>);
 
 /// The match key of a metric and its dimensions.
 fn match_key<'a>(metric: &'a str, dims: impl Iterator<Item = (&'a str, &'a str)>) -> MatchKey<'a> {
-    let mut dims: Vec<(&str, &str)> = dims.collect();
-    dims.sort_unstable();
-    (metric, dims)
+    let mut key = ("", Vec::new());
+    set_match_key(&mut key, metric, dims);
+    key
+}
+
+/// Make `key` the match key of a metric and its dimensions, reusing its list.
+fn set_match_key<'a>(
+    key: &mut MatchKey<'a>,
+    metric: &'a str,
+    dims: impl Iterator<Item = (&'a str, &'a str)>,
+) {
+    key.0 = metric;
+    key.1.clear();
+    key.1.extend(dims);
+    key.1.sort_unstable();
 }
 
 /// Fetch every item of a job.
@@ -283,7 +296,7 @@ pub async fn fetch(
         };
         // Answers are matched by (metric name, dimension values), not by order. Two items of
         // one metric (feeding two families) share its answer.
-        let mut asked: HashMap<MatchKey<'_>, Vec<&Pair>> = HashMap::new();
+        let mut asked: FxHashMap<MatchKey<'_>, Vec<&Pair>> = FxHashMap::default();
         for pair in &pairs {
             let Some(target) = targets[pair.resource].as_ref() else {
                 continue;
@@ -298,12 +311,15 @@ pub async fn fetch(
                 .push(pair);
         }
         let p_ms = (period * 1000) as i64;
+        // One key reused for every metric of the answer.
+        let mut probe: MatchKey<'_> = ("", Vec::new());
         for m in &answer.metrics {
             let dims = m
                 .dimensions
                 .iter()
                 .map(|d| (d.name.as_str(), d.value.as_str()));
-            let Some(asking) = asked.get(&match_key(m.metric_name.as_str(), dims)) else {
+            set_match_key(&mut probe, m.metric_name.as_str(), dims);
+            let Some(asking) = asked.get(&probe) else {
                 continue;
             };
             let Some((ts, value)) = newest_complete(m.points(&filter), p_ms, now_ms) else {

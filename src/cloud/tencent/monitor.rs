@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures_util::stream::{self, StreamExt};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -224,7 +225,7 @@ struct QueryResult {
     error: Option<CloudError>,
 }
 /// A namespace's dimension names, and the resource named by each instance's values.
-type DimensionLookup<'a> = (Vec<&'a str>, HashMap<Vec<&'a str>, u32>);
+type DimensionLookup<'a> = (Vec<&'a str>, FxHashMap<Vec<&'a str>, u32>);
 
 /// Fetch every item of a job.
 pub async fn fetch(
@@ -317,7 +318,7 @@ pub async fn fetch(
             (q, r)
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
-    let by_id: HashMap<&str, u32> = resources
+    let by_id: FxHashMap<&str, u32> = resources
         .iter()
         .enumerate()
         .map(|(i, r)| (r.id.as_str(), i as u32))
@@ -331,14 +332,14 @@ pub async fn fetch(
                 .first()
                 .map(|(d, _)| d.iter().map(|(k, _)| k.as_str()).collect())
                 .unwrap_or_default();
-            let by_dims: HashMap<Vec<&str>, u32> = instances
+            let by_dims: FxHashMap<Vec<&str>, u32> = instances
                 .iter()
                 .map(|(d, index)| (d.iter().map(|(_, v)| v.as_str()).collect(), *index))
                 .collect();
             (names, by_dims)
         })
         .collect();
-    let mut newest = NewestPoints::default();
+    let mut newest = NewestPoints::with_capacity(items.len() * resources.len());
     while let Some((q, r)) = results.next().await {
         out.calls += r.calls;
         // Batches that succeeded count even when a later one failed.
