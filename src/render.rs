@@ -548,37 +548,17 @@ impl<'a, R: Row> GaugeFamily<'a, R> {
 }
 
 impl GaugeFamily<'_, Series<'_>> {
-    /// Write a cloud family, copying each series' common labels from its resource's text.
+    /// Write a cloud family, copying each series' common labels from their pre-written pairs.
     fn write_cloud(&self, common: &CommonLabelText, sink: &mut Sink<'_>) {
-        // The labels in name order as runs: the common labels that follow each other in it
-        // are one copy from the resource's text.
-        enum Run {
-            Common { first: usize, last: usize },
-            Own(usize),
-        }
-        let mut runs: Vec<Run> = Vec::new();
-        for &i in &self.order {
-            match common_position(i) {
-                Some(p) => match runs.last_mut() {
-                    Some(Run::Common { last, .. }) if *last + 1 == p => *last = p,
-                    _ => runs.push(Run::Common { first: p, last: p }),
-                },
-                None => runs.push(Run::Own(i)),
-            }
-        }
         self.write_with(sink, |out, s| {
-            let (text, ends) = common.of_resource(s.job_index as usize, s.sample.resource);
+            let job = s.job_index as usize;
             let mut separator = '{';
-            for run in &runs {
+            for &i in &self.order {
                 out.push(separator);
                 separator = ',';
-                match *run {
-                    Run::Common { first, last } => {
-                        // Pair k ends at ends[k + 1]; the next begins after its comma.
-                        let start = if first == 0 { ends[0] } else { ends[first] + 1 };
-                        out.push_str(&text[start as usize..ends[last + 1] as usize]);
-                    }
-                    Run::Own(i) => write_label(out, self.labels[i], s.label(i)),
+                match i {
+                    0..=5 => out.push_str(common.pair(job, s.sample.resource, i)),
+                    i => write_label(out, self.labels[i], s.label(i)),
                 }
             }
             out.push('}');
@@ -594,70 +574,73 @@ fn write_label(out: &mut String, name: &str, value: &str) {
     out.push('"');
 }
 
-/// The indices of [`COMMON_LABELS`] in label-name order (the order the encoder writes them).
-fn common_name_order() -> [usize; COMMON_LABELS.len()] {
-    let mut order: [usize; COMMON_LABELS.len()] = std::array::from_fn(|i| i);
-    order.sort_by_key(|i| COMMON_LABELS[*i]);
-    order
-}
-
-/// Where common label `i` stands in label-name order; `None` for a family's own label.
-fn common_position(i: usize) -> Option<usize> {
-    common_name_order().iter().position(|c| *c == i)
-}
-
-/// The common labels of every resource of a snapshot, written once per exposition as a
-/// series carries them (`name="escaped value"` in label-name order, comma-separated). A
-/// resource has several series (one per metric, more with ports or code classes), so each
-/// series copies its resource's text instead of writing and escaping six labels again.
+/// The common labels of a snapshot's series written once per exposition as a series carries
+/// them (`name="escaped value"`): each job's four, and each resource's `resource_id` and
+/// `code_name`. A resource has several series (one per metric, more with ports or code
+/// classes) and a job many resources, so a series copies its pairs instead of writing and
+/// escaping six labels again.
 struct CommonLabelText {
-    /// Per job: the texts of its resources one after another, then that of a resource index
-    /// out of range (empty `resource_id` and `code_name`, as [`JobResult::label`] has them).
-    texts: Vec<String>,
-    /// Per job, per resource (and the out-of-range one last): where its text starts, then
-    /// where each of its label pairs ends.
-    ends: Vec<Vec<[u32; COMMON_LABELS.len() + 1]>>,
+    /// Per job: the pairs of its labels 0–3 ([`COMMON_LABELS`] order) one after another, and
+    /// where each ends.
+    jobs: Vec<(String, [u32; 4])>,
+    /// Per job: the `resource_id` and `code_name` pairs of its resources one after another,
+    /// then those of a resource index out of range (empty values, as [`JobResult::label`]
+    /// has them).
+    resources: Vec<String>,
+    /// Per job, per resource (the out-of-range one last): where its `resource_id` pair starts,
+    /// where that ends and its `code_name` pair starts, and where that ends.
+    ends: Vec<Vec<[u32; 3]>>,
 }
 
 impl CommonLabelText {
     fn of(snapshot: &Snapshot) -> CommonLabelText {
-        let order = common_name_order();
-        let mut texts = Vec::with_capacity(snapshot.jobs.len());
-        let mut all_ends = Vec::with_capacity(snapshot.jobs.len());
+        let n = snapshot.jobs.len();
+        let (mut jobs, mut resources, mut all_ends) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for job in &snapshot.jobs {
-            let resources = job.resources.iter().map(|r| (r.id.as_str(), r.code_name()));
+            let mut text = String::new();
+            let mut at = [0u32; 4];
+            for (i, end) in at.iter_mut().enumerate() {
+                write_label(&mut text, COMMON_LABELS[i], job.label_of_job(i));
+                *end = text.len() as u32;
+            }
+            jobs.push((text, at));
+            let pairs = job.resources.iter().map(|r| (r.id.as_str(), r.code_name()));
             let mut text = String::new();
             let mut ends = Vec::with_capacity(job.resources.len() + 1);
-            for (id, code_name) in resources.chain([("", "")]) {
-                let mut at = [text.len() as u32; COMMON_LABELS.len() + 1];
-                for (k, &i) in order.iter().enumerate() {
-                    if k > 0 {
-                        text.push(',');
-                    }
-                    let value = match i {
-                        0..=3 => job.label_of_job(i),
-                        4 => id,
-                        _ => code_name,
-                    };
-                    write_label(&mut text, COMMON_LABELS[i], value);
-                    at[k + 1] = text.len() as u32;
-                }
-                ends.push(at);
+            for (id, code_name) in pairs.chain([("", "")]) {
+                let start = text.len() as u32;
+                write_label(&mut text, COMMON_LABELS[4], id);
+                let middle = text.len() as u32;
+                write_label(&mut text, COMMON_LABELS[5], code_name);
+                ends.push([start, middle, text.len() as u32]);
             }
-            texts.push(text);
+            resources.push(text);
             all_ends.push(ends);
         }
         CommonLabelText {
-            texts,
+            jobs,
+            resources,
             ends: all_ends,
         }
     }
 
-    /// The text of a job's resource and where its pairs end.
-    fn of_resource(&self, job: usize, resource: u32) -> (&str, &[u32; COMMON_LABELS.len() + 1]) {
-        let ends = &self.ends[job];
-        let at = ends.get(resource as usize).unwrap_or(&ends[ends.len() - 1]);
-        (&self.texts[job], at)
+    /// The pair of common label `i` (0–5) of a job's resource.
+    fn pair(&self, job: usize, resource: u32, i: usize) -> &str {
+        let (text, at) = &self.jobs[job];
+        match i {
+            0 => &text[..at[0] as usize],
+            1..=3 => &text[at[i - 1] as usize..at[i] as usize],
+            _ => {
+                let ends = &self.ends[job];
+                let at = ends.get(resource as usize).unwrap_or(&ends[ends.len() - 1]);
+                let k = i - 4;
+                &self.resources[job][at[k] as usize..at[k + 1] as usize]
+            }
+        }
     }
 }
 

@@ -299,7 +299,9 @@ pub struct Point {
 pub type SeriesKey = (usize, u32, Vec<(String, String)>);
 
 /// The newest point of each series (item, resource, dimension labels) among those offered:
-/// several pages or rows can carry points of one series.
+/// several pages or rows can carry points of one series. The table grows as points arrive and
+/// is not sized up front: many jobs fetch at once, most of the time waiting for the limiter,
+/// and each holding room for all its series from the start raised the peak RSS.
 #[derive(Default)]
 pub struct NewestPoints {
     /// Series → (timestamp ms, value, period s) of its newest point so far. Keys are the
@@ -309,20 +311,6 @@ pub struct NewestPoints {
 }
 
 impl NewestPoints {
-    /// Room for `series` series up front (a job's items × resources), so the table is not
-    /// rebuilt as it grows.
-    /// At most [`NewestPoints::MAX_RESERVED`] are reserved: past that the table grows as points
-    /// arrive (a job's metrics may return far fewer series than it asks for).
-    pub fn with_capacity(series: usize) -> NewestPoints {
-        let reserved = series.min(Self::MAX_RESERVED);
-        NewestPoints {
-            newest: rustc_hash::FxHashMap::with_capacity_and_hasher(reserved, Default::default()),
-        }
-    }
-
-    /// Most series reserved up front.
-    pub const MAX_RESERVED: usize = 1 << 16;
-
     /// Keep the point if it is the newest of its series so far.
     pub fn offer(&mut self, series: SeriesKey, timestamp_ms: i64, value: f64, period_s: u64) {
         let slot = self

@@ -532,7 +532,7 @@ pub async fn fetch(
             (q, r)
         })
         .buffer_unordered(ctx.metric_concurrency.max(1)));
-    let mut newest = NewestPoints::with_capacity(items.len() * resources.len());
+    let mut newest = NewestPoints::default();
     while let Some((q, r)) = results.next().await {
         let (points, matched, period, calls) = match r {
             Ok(x) => x,

@@ -339,7 +339,7 @@ pub async fn fetch(
             (names, by_dims)
         })
         .collect();
-    let mut newest = NewestPoints::with_capacity(items.len() * resources.len());
+    let mut newest = NewestPoints::default();
     while let Some((q, r)) = results.next().await {
         out.calls += r.calls;
         // Batches that succeeded count even when a later one failed.
