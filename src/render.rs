@@ -575,72 +575,66 @@ fn write_label(out: &mut String, name: &str, value: &str) {
 }
 
 /// The common labels of a snapshot's series written once per exposition as a series carries
-/// them (`name="escaped value"`): each job's four, and each resource's `resource_id` and
+/// them (`name="escaped value"`), per job: its four, and each resource's `resource_id` and
 /// `code_name`. A resource has several series (one per metric, more with ports or code
 /// classes) and a job many resources, so a series copies its pairs instead of writing and
 /// escaping six labels again.
-struct CommonLabelText {
-    /// Per job: the pairs of its labels 0–3 ([`COMMON_LABELS`] order) one after another, and
-    /// where each ends.
-    jobs: Vec<(String, [u32; 4])>,
-    /// Per job: the `resource_id` and `code_name` pairs of its resources one after another,
-    /// then those of a resource index out of range (empty values, as [`JobResult::label`]
-    /// has them).
-    resources: Vec<String>,
-    /// Per job, per resource (the out-of-range one last): where its `resource_id` pair starts,
-    /// where that ends and its `code_name` pair starts, and where that ends.
-    ends: Vec<Vec<[u32; 3]>>,
+struct CommonLabelText(Vec<JobLabelText>);
+
+/// One job's pre-written common labels.
+struct JobLabelText {
+    /// The pairs of its labels 0–3 ([`COMMON_LABELS`] order), one after another.
+    job: String,
+    /// Where each of them starts, and where the last ends.
+    job_at: [u32; 5],
+    /// The `resource_id` and `code_name` pairs of its resources, one after another, then
+    /// those of a resource index out of range (empty values, as [`JobResult::label`] has them).
+    resources: String,
+    /// Per resource (the out-of-range one last): where its `resource_id` pair starts, where
+    /// its `code_name` pair starts, and where that ends.
+    resource_at: Vec<[u32; 3]>,
 }
 
 impl CommonLabelText {
     fn of(snapshot: &Snapshot) -> CommonLabelText {
-        let n = snapshot.jobs.len();
-        let (mut jobs, mut resources, mut all_ends) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for job in &snapshot.jobs {
+        let jobs = snapshot.jobs.iter().map(|job| {
             let mut text = String::new();
-            let mut at = [0u32; 4];
-            for (i, end) in at.iter_mut().enumerate() {
+            let mut job_at = [0u32; 5];
+            for i in 0..4 {
                 write_label(&mut text, COMMON_LABELS[i], job.label_of_job(i));
-                *end = text.len() as u32;
+                job_at[i + 1] = text.len() as u32;
             }
-            jobs.push((text, at));
             let pairs = job.resources.iter().map(|r| (r.id.as_str(), r.code_name()));
-            let mut text = String::new();
-            let mut ends = Vec::with_capacity(job.resources.len() + 1);
+            let mut resources = String::new();
+            let mut resource_at = Vec::with_capacity(job.resources.len() + 1);
             for (id, code_name) in pairs.chain([("", "")]) {
-                let start = text.len() as u32;
-                write_label(&mut text, COMMON_LABELS[4], id);
-                let middle = text.len() as u32;
-                write_label(&mut text, COMMON_LABELS[5], code_name);
-                ends.push([start, middle, text.len() as u32]);
+                let start = resources.len() as u32;
+                write_label(&mut resources, COMMON_LABELS[4], id);
+                let middle = resources.len() as u32;
+                write_label(&mut resources, COMMON_LABELS[5], code_name);
+                resource_at.push([start, middle, resources.len() as u32]);
             }
-            resources.push(text);
-            all_ends.push(ends);
-        }
-        CommonLabelText {
-            jobs,
-            resources,
-            ends: all_ends,
-        }
+            JobLabelText {
+                job: text,
+                job_at,
+                resources,
+                resource_at,
+            }
+        });
+        CommonLabelText(jobs.collect())
     }
 
     /// The pair of common label `i` (0–5) of a job's resource.
     fn pair(&self, job: usize, resource: u32, i: usize) -> &str {
-        let (text, at) = &self.jobs[job];
-        match i {
-            0 => &text[..at[0] as usize],
-            1..=3 => &text[at[i - 1] as usize..at[i] as usize],
-            _ => {
-                let ends = &self.ends[job];
-                let at = ends.get(resource as usize).unwrap_or(&ends[ends.len() - 1]);
-                let k = i - 4;
-                &self.resources[job][at[k] as usize..at[k + 1] as usize]
-            }
-        }
+        let j = &self.0[job];
+        let (text, at, k) = if i < 4 {
+            (&j.job, &j.job_at[..], i)
+        } else {
+            let last = &j.resource_at[j.resource_at.len() - 1];
+            let at = j.resource_at.get(resource as usize).unwrap_or(last);
+            (&j.resources, &at[..], i - 4)
+        };
+        &text[at[k] as usize..at[k + 1] as usize]
     }
 }
 

@@ -318,12 +318,12 @@ pub enum Status {
 }
 
 impl Status {
-    /// The code as the cloud writes it, for a refusal.
-    fn code(self) -> Option<&'static str> {
+    /// For a refusal: the code as the cloud writes it, and its error class.
+    fn refusal(self) -> Option<(&'static str, ErrorClass)> {
         match self {
             Status::Data => None,
-            Status::Forbidden => Some("Forbidden"),
-            Status::InternalError => Some("InternalError"),
+            Status::Forbidden => Some(("Forbidden", ErrorClass::AuthError)),
+            Status::InternalError => Some(("InternalError", ErrorClass::ServerError)),
         }
     }
 }
@@ -530,11 +530,7 @@ fn query_of<'a>(
 
 /// The error of a result whose `StatusCode` says the cloud did not answer the query.
 fn refused_query(r: &MetricDataResult, region: &str) -> Option<CloudError> {
-    let status = r.status_code.code()?;
-    let class = match r.status_code {
-        Status::Forbidden => ErrorClass::AuthError,
-        _ => ErrorClass::ServerError,
-    };
+    let (status, class) = r.status_code.refusal()?;
     let detail = r
         .messages
         .first()
