@@ -34,10 +34,105 @@ pub(crate) fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Err
 }
 
 /// A scalar read as text whatever its JSON type (`"80"` or `80`); null, a list or an object
-/// reads as empty. Clouds
-/// write dimension values and periods as strings in one answer and numbers in another.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Text(pub String);
+/// reads as empty. Clouds write dimension values and periods as strings in one answer and
+/// numbers in another.
+///
+/// Up to [`Text::INLINE`] bytes are held in place rather than on the heap: dimension names and
+/// values (instance IDs, UUIDs, addresses) are that short, and one allocation each was an
+/// eighth of all the allocations of a large scrape.
+#[derive(Clone, Default)]
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, bytes: [u8; Text::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Default for Repr {
+    fn default() -> Repr {
+        Repr::Inline {
+            len: 0,
+            bytes: [0; Text::INLINE],
+        }
+    }
+}
+
+impl Text {
+    /// The longest text held without an allocation (a UUID is 36 bytes).
+    pub const INLINE: usize = 38;
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let bytes = &bytes[..usize::from(*len)];
+                // SAFETY: `bytes` is a copy of a whole `&str` (see `From<&str>`), so it is
+                // valid UTF-8.
+                unsafe { std::str::from_utf8_unchecked(bytes) }
+            }
+            Repr::Heap(s) => s,
+        }
+    }
+
+    /// The text as an owned string.
+    pub fn into_string(self) -> String {
+        match self.0 {
+            Repr::Heap(s) => s.into_string(),
+            Repr::Inline { .. } => self.as_str().to_owned(),
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= Text::INLINE => {
+                let mut bytes = [0; Text::INLINE];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Text(Repr::Inline { len, bytes })
+            }
+            _ => Text(Repr::Heap(s.into())),
+        }
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        if s.len() <= Text::INLINE {
+            Text::from(s.as_str())
+        } else {
+            Text(Repr::Heap(s.into_boxed_str()))
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Text, D::Error> {
@@ -48,22 +143,22 @@ impl<'de> Deserialize<'de> for Text {
                 f.write_str("a string, number, boolean or null")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(v.to_owned()))
+                Ok(Text::from(v))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
-                Ok(Text(v))
+                Ok(Text::from(v))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text::from(v.to_string()))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text::from(v.to_string()))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text::from(v.to_string()))
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
-                Ok(Text(v.to_string()))
+                Ok(Text::from(if v { "true" } else { "false" }))
             }
             fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
                 Ok(Text::default())
@@ -79,13 +174,6 @@ impl<'de> Deserialize<'de> for Text {
             }
         }
         d.deserialize_any(TextVisitor)
-    }
-}
-
-impl Text {
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
     }
 }
 
@@ -179,21 +267,40 @@ impl<'de> Deserialize<'de> for Number {
     }
 }
 
+/// The points one series' answer usually carries, held in place by the answer types: a window
+/// of one period plus the ingestion delay (120 s by default) is three or four points of a
+/// 60 s period, and fewer of a longer one. A longer list moves to the heap.
+pub const WINDOW_POINTS: usize = 4;
+
 /// Reads a list whose elements are themselves lenient; `null` or a value that is not a list
-/// reads as empty. For `#[serde(default, deserialize_with = "wire::list")]`.
-pub fn list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    d.deserialize_any(ListVisitor::<T, T> {
+/// reads as empty. For `#[serde(default, deserialize_with = "wire::list")]`, into a `Vec` or,
+/// for the few points of one series, a `SmallVec` that holds them without an allocation.
+pub fn list<'de, D, T, C>(d: D) -> Result<C, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    // `IntoIterator` names the element type (a `Vec` extends from references too).
+    C: Default + Extend<T> + IntoIterator<Item = T>,
+{
+    d.deserialize_any(ListVisitor::<T, T, C> {
         keep: Some,
-        _element: PhantomData,
+        _types: PhantomData,
     })
 }
 
 /// Reads a list of objects, skipping entries that are not objects; `null` or a value that is
-/// not a list reads as empty. For `#[serde(default, deserialize_with = "wire::objects")]`.
-pub fn objects<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
-    d.deserialize_any(ListVisitor::<ObjectOrNot<T>, T> {
+/// not a list reads as empty. For `#[serde(default, deserialize_with = "wire::objects")]`, into
+/// a `Vec` or a `SmallVec`.
+pub fn objects<'de, D, T, C>(d: D) -> Result<C, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    // `IntoIterator` names the element type (a `Vec` extends from references too).
+    C: Default + Extend<T> + IntoIterator<Item = T>,
+{
+    d.deserialize_any(ListVisitor::<ObjectOrNot<T>, T, C> {
         keep: |e| e.0,
-        _element: PhantomData,
+        _types: PhantomData,
     })
 }
 
@@ -237,44 +344,44 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOrNot<T> {
     }
 }
 
-/// A list read element by element as `E`, keeping what `keep` makes of each.
-struct ListVisitor<E, T> {
+/// A list read element by element as `E` into a `C`, keeping what `keep` makes of each.
+struct ListVisitor<E, T, C> {
     keep: fn(E) -> Option<T>,
-    _element: PhantomData<E>,
+    _types: PhantomData<(E, C)>,
 }
 
-impl<'de, E: Deserialize<'de>, T> Visitor<'de> for ListVisitor<E, T> {
-    type Value = Vec<T>;
+impl<'de, E: Deserialize<'de>, T, C: Default + Extend<T>> Visitor<'de> for ListVisitor<E, T, C> {
+    type Value = C;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a list")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
-        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<C, A::Error> {
+        let mut out = C::default();
         while let Some(e) = seq.next_element::<E>()? {
             out.extend((self.keep)(e));
         }
         Ok(out)
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Vec<T>, A::Error> {
-        drain_map(map).map(|()| Vec::new())
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<C, A::Error> {
+        drain_map(map).map(|()| C::default())
     }
-    fn visit_bool<Er: de::Error>(self, _: bool) -> Result<Vec<T>, Er> {
-        Ok(Vec::new())
+    fn visit_bool<Er: de::Error>(self, _: bool) -> Result<C, Er> {
+        Ok(C::default())
     }
-    fn visit_i64<Er: de::Error>(self, _: i64) -> Result<Vec<T>, Er> {
-        Ok(Vec::new())
+    fn visit_i64<Er: de::Error>(self, _: i64) -> Result<C, Er> {
+        Ok(C::default())
     }
-    fn visit_u64<Er: de::Error>(self, _: u64) -> Result<Vec<T>, Er> {
-        Ok(Vec::new())
+    fn visit_u64<Er: de::Error>(self, _: u64) -> Result<C, Er> {
+        Ok(C::default())
     }
-    fn visit_f64<Er: de::Error>(self, _: f64) -> Result<Vec<T>, Er> {
-        Ok(Vec::new())
+    fn visit_f64<Er: de::Error>(self, _: f64) -> Result<C, Er> {
+        Ok(C::default())
     }
-    fn visit_str<Er: de::Error>(self, _: &str) -> Result<Vec<T>, Er> {
-        Ok(Vec::new())
+    fn visit_str<Er: de::Error>(self, _: &str) -> Result<C, Er> {
+        Ok(C::default())
     }
-    fn visit_unit<Er: de::Error>(self) -> Result<Vec<T>, Er> {
-        Ok(Vec::new())
+    fn visit_unit<Er: de::Error>(self) -> Result<C, Er> {
+        Ok(C::default())
     }
 }
 
@@ -340,6 +447,40 @@ mod tests {
         assert_eq!(v, ["a", "80", "-1", "1.5", "true", ""]);
         let v: Vec<Text> = serde_json::from_str(r#"[[1], {"a": 1}]"#).unwrap();
         assert_eq!(v, [Text::default(), Text::default()]);
+    }
+
+    #[test]
+    fn text_is_the_same_held_inline_or_on_the_heap() {
+        let uuid = "0b0f4e6c-5a4e-4b8e-9f3e-2f6c1d7a9b10";
+        let longest = "a".repeat(Text::INLINE);
+        let longer = "a".repeat(Text::INLINE + 1);
+        // Multi-byte characters around the boundary: 19 two-byte characters are 38 bytes.
+        let accented = "é".repeat(19);
+        for s in ["", "lb-1", uuid, &longest, &longer, &accented, "漢字"] {
+            let from_str = Text::from(s);
+            let from_string = Text::from(s.to_string());
+            let read: Text = serde_json::from_str(&serde_json::to_string(s).unwrap()).unwrap();
+            for t in [&from_str, &from_string, &read] {
+                assert_eq!(t.as_str(), s);
+                assert_eq!(t.clone().into_string(), s);
+            }
+            assert_eq!(from_str, read);
+            let hash = |t: &Text| {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                    .hash_one(t)
+            };
+            assert_eq!(hash(&from_str), hash(&from_string));
+        }
+        assert!(matches!(Text::from(uuid).0, Repr::Inline { len: 36, .. }));
+        assert!(matches!(
+            Text::from(longest.as_str()).0,
+            Repr::Inline { len: 38, .. }
+        ));
+        assert!(matches!(Text::from(longer.as_str()).0, Repr::Heap(_)));
+        assert!(matches!(Text::from(longer).0, Repr::Heap(_)));
+        assert_eq!(Text::from("a"), Text::from("a".to_string()));
+        assert_ne!(Text::from("a"), Text::from("b"));
     }
 
     #[test]

@@ -673,7 +673,7 @@ async fn run_query(
             period = s;
         }
         let text = answer.datapoints.unwrap_or_default().0;
-        let request_id = answer.request_id.map(|t| t.0);
+        let request_id = answer.request_id.map(Text::into_string);
         matched += reading
             .read_page(&text, period, &mut points)
             .map_err(|e| CloudError {
@@ -686,7 +686,7 @@ async fn run_query(
             })?;
         token = check_next_token(
             site,
-            answer.next_token.map(|t| t.0),
+            answer.next_token.map(Text::into_string),
             request_id,
             token.as_deref(),
         )?;

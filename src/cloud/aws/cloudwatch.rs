@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -285,10 +286,10 @@ pub struct MetricDataResult {
     pub status_code: Status,
     /// Epoch seconds or ISO 8601, newest first (`TimestampDescending`).
     #[serde(default, deserialize_with = "wire::list")]
-    pub timestamps: Vec<TimestampMs>,
+    pub timestamps: SmallVec<[TimestampMs; wire::WINDOW_POINTS]>,
     /// A value per timestamp.
     #[serde(default, deserialize_with = "wire::list")]
-    pub values: Vec<Number>,
+    pub values: SmallVec<[Number; wire::WINDOW_POINTS]>,
     /// Why a query was refused.
     #[serde(default, deserialize_with = "wire::objects")]
     pub messages: Vec<MessageData>,

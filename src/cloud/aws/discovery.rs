@@ -221,7 +221,7 @@ impl RegionTags {
             .tags
             .into_iter()
             .filter(|t| !t.key.as_str().is_empty())
-            .map(|t| (t.key.0, t.value.0))
+            .map(|t| (t.key.into_string(), t.value.into_string()))
             .collect();
         // arn:<partition>:<service>:<region>:<account>:<resource>
         let mut parts = mapping.resource_arn.as_str().splitn(6, ':');

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use futures_util::stream::{self, StreamExt};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::HuaweiProvider;
 use crate::cloud::period::{choose_period, window};
@@ -89,10 +90,10 @@ pub struct MetricData {
     pub metric_name: Text,
     /// Its dimensions (an answer may reorder them).
     #[serde(default, deserialize_with = "wire::objects")]
-    pub dimensions: Vec<AnswerDimension>,
+    pub dimensions: SmallVec<[AnswerDimension; 2]>,
     /// Its points.
     #[serde(default, deserialize_with = "wire::objects")]
-    pub datapoints: Vec<Datapoint>,
+    pub datapoints: SmallVec<[Datapoint; wire::WINDOW_POINTS]>,
 }
 
 /// One `{"name", "value"}` dimension of an answer.

@@ -10,6 +10,7 @@ use futures_util::stream::{self, StreamExt};
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use smallvec::SmallVec;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -187,13 +188,13 @@ impl ApiAnswer for MonitorData {
 pub struct DataPoint {
     /// The instance's dimensions, as asked for (or only its ID dimension).
     #[serde(default, deserialize_with = "wire::objects")]
-    pub dimensions: Vec<NameValue>,
+    pub dimensions: SmallVec<[NameValue; 2]>,
     /// Seconds since the epoch, start of each point's period.
     #[serde(default, deserialize_with = "wire::list")]
-    pub timestamps: Vec<Number>,
+    pub timestamps: SmallVec<[Number; wire::WINDOW_POINTS]>,
     /// A value per timestamp; null where there is none.
     #[serde(default, deserialize_with = "wire::list")]
-    pub values: Vec<Number>,
+    pub values: SmallVec<[Number; wire::WINDOW_POINTS]>,
 }
 
 impl DataPoint {
