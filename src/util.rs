@@ -8,12 +8,27 @@ pub fn percent_encode(s: &str) -> String {
     out
 }
 
+/// [`percent_encode`], borrowing `s` when nothing in it needs escaping (parameter names, IDs,
+/// numbers): the canonical query of every signed call encodes each parameter.
+pub fn percent_encoded(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().all(is_unreserved) {
+        std::borrow::Cow::Borrowed(s)
+    } else {
+        std::borrow::Cow::Owned(percent_encode(s))
+    }
+}
+
+/// An RFC 3986 unreserved byte, which percent-encoding leaves as it is.
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~')
+}
+
 /// [`percent_encode`] appending to `out`. Signing encodes every query parameter twice (the
 /// canonical request and the URL), so this allocates nothing per escaped byte.
 fn percent_encode_into(out: &mut String, s: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+        if is_unreserved(b) {
             out.push(b as char);
         } else {
             out.push('%');
@@ -85,9 +100,9 @@ pub fn encode_query(pairs: &[(String, String)]) -> String {
 /// The canonical query string of the V3/TC3/SigV4 family: pairs RFC 3986-encoded, sorted by
 /// name then value, `k=v` joined by `&`.
 pub fn canonical_query(params: &[(String, String)]) -> String {
-    let mut enc: Vec<(String, String)> = params
+    let mut enc: Vec<(std::borrow::Cow<'_, str>, std::borrow::Cow<'_, str>)> = params
         .iter()
-        .map(|(k, v)| (percent_encode(k), percent_encode(v)))
+        .map(|(k, v)| (percent_encoded(k), percent_encoded(v)))
         .collect();
     enc.sort();
     let len = enc.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
@@ -281,6 +296,17 @@ mod tests {
             "a=%5B%7B%22k%22%3A1%7D%5D&b=x%20y&c="
         );
         assert_eq!(canonical_query(&[]), "");
+        // Sorted by the encoded names: `%C3%A9` before `~`, though `é` sorts after `~`.
+        let pairs = [
+            ("~".to_string(), "1".to_string()),
+            ("é".to_string(), "2".to_string()),
+        ];
+        assert_eq!(canonical_query(&pairs), "%C3%A9=2&~=1");
+        assert!(matches!(
+            percent_encoded("Az09-_.~"),
+            std::borrow::Cow::Borrowed("Az09-_.~")
+        ));
+        assert!(matches!(percent_encoded("a b"), std::borrow::Cow::Owned(s) if s == "a%20b"));
     }
 
     #[test]

@@ -49,12 +49,18 @@ pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// HMAC-SHA256 request signature (Aliyun V3, TC3, SigV4, Huawei SDK) shares.
 pub fn canonical_headers(mut headers: Vec<(String, String)>) -> (String, String) {
     headers.sort();
-    let block = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
-    let signed = headers
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .collect::<Vec<_>>()
-        .join(";");
+    let mut block = String::with_capacity(headers.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    let mut signed = String::with_capacity(headers.iter().map(|(k, _)| k.len() + 1).sum());
+    for (k, v) in &headers {
+        block.push_str(k);
+        block.push(':');
+        block.push_str(v);
+        block.push('\n');
+        if !signed.is_empty() {
+            signed.push(';');
+        }
+        signed.push_str(k);
+    }
     (block, signed)
 }
 

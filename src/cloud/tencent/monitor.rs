@@ -474,19 +474,19 @@ async fn run_query(
 #[serde(rename_all = "PascalCase")]
 struct MonitorDataRequest<'a> {
     end_time: String,
-    instances: Vec<RequestInstance<'a>>,
+    instances: RequestInstances<'a>,
     metric_name: &'a str,
     namespace: &'a str,
     period: u64,
     start_time: String,
 }
 
-/// One instance of a request.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct RequestInstance<'a> {
-    dimensions: Vec<RequestDimension<'a>>,
-}
+/// The instances of a request, written straight from the job's list (`[{"Dimensions": [{"Name",
+/// "Value"}, …]}, …]`) rather than copied into a list per instance first.
+struct RequestInstances<'a>(&'a [Instance]);
+
+/// One instance's dimensions, written as `{"Dimensions": [{"Name", "Value"}, …]}`.
+struct RequestInstance<'a>(&'a [(String, String)]);
 
 /// One dimension of an instance.
 #[derive(Serialize)]
@@ -496,19 +496,39 @@ struct RequestDimension<'a> {
     value: &'a str,
 }
 
+impl Serialize for RequestInstances<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(dims, _)| RequestInstance(dims)))
+    }
+}
+
+impl Serialize for RequestInstance<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("Dimensions", &Dimensions(self.0))?;
+        map.end()
+    }
+}
+
+/// An instance's dimension list.
+struct Dimensions<'a>(&'a [(String, String)]);
+
+impl Serialize for Dimensions<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|(name, value)| RequestDimension { name, value }),
+        )
+    }
+}
+
 /// The GetMonitorData body of one batch.
 fn request_body<'a>(q: &'a Query, batch: &'a [Instance]) -> MonitorDataRequest<'a> {
     MonitorDataRequest {
         end_time: api_time(q.end_s),
-        instances: batch
-            .iter()
-            .map(|(dims, _)| RequestInstance {
-                dimensions: dims
-                    .iter()
-                    .map(|(name, value)| RequestDimension { name, value })
-                    .collect(),
-            })
-            .collect(),
+        instances: RequestInstances(batch),
         metric_name: &q.metric,
         namespace: &q.namespace,
         period: q.period,
@@ -621,7 +641,11 @@ mod tests {
             end_s: 1_735_689_720,
             instances: 0,
         };
-        let batch = vec![(vec![("vip".to_string(), "1.2.3.4".to_string())], 0)];
+        let dim = |n: &str, v: &str| (n.to_string(), v.to_string());
+        let batch = vec![
+            (vec![dim("vip", "1.2.3.4")], 0),
+            (vec![dim("vip", "5.6.7.8"), dim("port", "\"80\"")], 1),
+        ];
         let typed = serde_json::to_string(&request_body(&q, &batch)).unwrap();
         let tree = json!({
             "Namespace": "QCE/LB_PUBLIC",
@@ -629,7 +653,13 @@ mod tests {
             "Period": 60,
             "StartTime": "2025-01-01T08:00:00+08:00",
             "EndTime": "2025-01-01T08:02:00+08:00",
-            "Instances": [{"Dimensions": [{"Name": "vip", "Value": "1.2.3.4"}]}],
+            "Instances": [
+                {"Dimensions": [{"Name": "vip", "Value": "1.2.3.4"}]},
+                {"Dimensions": [
+                    {"Name": "vip", "Value": "5.6.7.8"},
+                    {"Name": "port", "Value": "\"80\""},
+                ]},
+            ],
         });
         assert_eq!(typed, tree.to_string());
     }
