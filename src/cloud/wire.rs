@@ -87,7 +87,7 @@ impl Text {
 impl From<&str> for Text {
     fn from(s: &str) -> Text {
         match u8::try_from(s.len()) {
-            Ok(len) if s.len() <= Text::INLINE => {
+            Ok(len) if usize::from(len) <= Text::INLINE => {
                 let mut bytes = [0; Text::INLINE];
                 bytes[..s.len()].copy_from_slice(s.as_bytes());
                 Text(Repr::Inline { len, bytes })

@@ -485,8 +485,12 @@ struct MonitorDataRequest<'a> {
 /// "Value"}, …]}, …]`) rather than copied into a list per instance first.
 struct RequestInstances<'a>(&'a [Instance]);
 
-/// One instance's dimensions, written as `{"Dimensions": [{"Name", "Value"}, …]}`.
-struct RequestInstance<'a>(&'a [(String, String)]);
+/// One instance of a request.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct RequestInstance<'a> {
+    dimensions: Dimensions<'a>,
+}
 
 /// One dimension of an instance.
 #[derive(Serialize)]
@@ -498,16 +502,9 @@ struct RequestDimension<'a> {
 
 impl Serialize for RequestInstances<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|(dims, _)| RequestInstance(dims)))
-    }
-}
-
-impl Serialize for RequestInstance<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(1))?;
-        map.serialize_entry("Dimensions", &Dimensions(self.0))?;
-        map.end()
+        s.collect_seq(self.0.iter().map(|(dims, _)| RequestInstance {
+            dimensions: Dimensions(dims),
+        }))
     }
 }
 
